@@ -1,0 +1,118 @@
+"""Convert one shard of a dataset: decode, build masks, clean, write PNGs and a part manifest.
+
+Cases are sorted by id and dealt round-robin to shards, so every shard job enumerates the same
+list and takes its share; no per-image Snakemake jobs.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from . import datasets, masks
+from .atomic import atomic_open
+from .errors import CaseError, MedcurateError
+from .images import pixel_digest, read_image, write_png
+
+log = logging.getLogger("medcurate.convert")
+
+PART = "part.csv"
+QUARANTINE = "quarantine.csv"
+QUARANTINE_FIELDS = ["case_id", "patient_id", "source", "reason"]
+
+
+def enumerate_cases(root: Path, plan: dict) -> list[datasets.Case]:
+    cases = sorted(datasets.load(plan["module"]).cases(root, plan), key=lambda c: c.case_id)
+    seen: set[str] = set()
+    for case in cases:
+        if case.case_id in seen:
+            raise MedcurateError(root, f"{plan['id']}: case id '{case.case_id}' occurs twice in the annotations")
+        seen.add(case.case_id)
+    return cases
+
+
+def convert_shard(root: Path, plan: dict, shard: int, n_shards: int, out: Path) -> dict:
+    module = datasets.load(plan["module"])
+    cases = enumerate_cases(root, plan)[shard::n_shards]
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    if plan["task"] == "segmentation":
+        (out / "masks").mkdir(exist_ok=True)
+    rows, quarantined = [], []
+    for case in cases:
+        try:
+            rows.append(_convert_case(case, root, plan, module, out))
+        except CaseError as exc:
+            log.warning("quarantined %s: %s", case.case_id, exc)
+            quarantined.append({"case_id": case.case_id, "patient_id": case.patient_id,
+                                "source": _rel(exc.path, root), "reason": exc.reason})
+    _write_csv(out / PART, rows, _fields(plan, rows))
+    _write_csv(out / QUARANTINE, quarantined, QUARANTINE_FIELDS)
+    log.info("shard %d/%d of %s: %d converted, %d quarantined", shard + 1, n_shards, plan["id"], len(rows), len(quarantined))
+    return {"converted": len(rows), "quarantined": len(quarantined)}
+
+
+def _convert_case(case: datasets.Case, root: Path, plan: dict, module, out: Path) -> dict:
+    if case.image is None:
+        raise CaseError(case.mask, "mask has no matching image")
+    classes = plan["labels"].get("classes", {})
+    for name, value in case.labels.items():
+        if value not in classes.get(name, [value]):
+            raise CaseError(case.image, f"label {name}={value!r} is not one of the catalogue's {classes[name]}")
+    reader = getattr(module, "load_image", None)
+    image = reader(case, plan) if reader else read_image(case.image, plan["curation"]["image_mode"])
+    row = {
+        "case_id": case.case_id,
+        "patient_id": case.patient_id,
+        "official_split": case.split or "",
+        "image": f"images/{case.case_id}.png",
+        "mask": "",
+        **case.labels,
+        "width": image.shape[1],
+        "height": image.shape[0],
+        "source": _rel(case.image, root),
+        "subset": case.subset,
+        **{k: v for k, v in case.meta.items()},
+        "pixel_sha256": pixel_digest(image),
+        "mask_sha256": "",
+        "cleaning": "",
+        "exclusion": "",
+    }
+    if plan["task"] == "segmentation":
+        mask, actions = module.load_mask(case, plan)
+        mask, cleaned = masks.clean(mask, image.shape, plan["labels"]["mask"], plan["curation"], case.mask)
+        actions += cleaned
+        present = sorted(set(np.unique(mask).tolist()) - {0})
+        if not present and plan["curation"]["empty_mask"] == "exclude":
+            row["exclusion"] = "empty_mask"
+        write_png(mask, out / "masks" / f"{case.case_id}.png", plan["png_compress_level"])
+        row.update(mask=f"masks/{case.case_id}.png", mask_sha256=pixel_digest(mask),
+                   mask_source=_rel(case.mask, root), cleaning=";".join(actions),
+                   mask_labels=" ".join(str(v) for v in present))
+    write_png(image, out / "images" / f"{case.case_id}.png", plan["png_compress_level"])
+    return row
+
+
+def _fields(plan: dict, rows: list[dict]) -> list[str]:
+    fields: list[str] = []
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+    return fields or ["case_id"]
+
+
+def _rel(path, root: Path) -> str:
+    if path is None:
+        return ""
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _write_csv(dest: Path, rows: list[dict], fields: list[str]) -> None:
+    with atomic_open(dest, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)

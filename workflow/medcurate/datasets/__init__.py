@@ -1,0 +1,81 @@
+"""Dataset modules: each holds only its dataset's quirks.
+
+A module defines ``cases(root, plan) -> list[Case]`` (enumerate cases, labels, official split,
+image and mask sources). It may define ``load_image(case, plan)`` and ``load_mask(case, plan)``
+where the generic readers do not fit. Everything else (sharding, PNG writing, cleaning,
+splitting, manifests, reports) is generic.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import pandas as pd
+
+from ..errors import MedcurateError
+
+
+@dataclass
+class Case:
+    case_id: str
+    patient_id: str
+    image: Path | None
+    split: str | None = None  # official split: train / val / test, or None
+    labels: dict[str, str] = field(default_factory=dict)
+    mask: Path | None = None
+    subset: str = ""
+    meta: dict[str, object] = field(default_factory=dict)
+
+
+def load(module: str) -> ModuleType:
+    return importlib.import_module(f"{__name__}.{module}")
+
+
+def slug(text: str) -> str:
+    """A file-system- and CSV-safe id fragment."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
+
+
+def find_one(root: Path, name: str) -> Path:
+    """The one file called ``name`` anywhere under ``root`` (publishers nest top folders inconsistently)."""
+    hits = sorted(p for p in root.rglob(name) if p.is_file())
+    if not hits:
+        raise MedcurateError(root, f"expected file '{name}' not found anywhere below it: is the download complete?")
+    if len(hits) > 1:
+        raise MedcurateError(root, f"'{name}' found {len(hits)} times ({', '.join(map(str, hits[:3]))}); cannot tell which to use")
+    return hits[0]
+
+
+def read_table(path: Path, sep: str | None, required: list[str], encoding: str = "utf-8-sig") -> pd.DataFrame:
+    """Read a CSV as strings with headers and cells whitespace-stripped (runs of spaces inside
+    headers folded to one); check required columns. ``sep=None`` sniffs the delimiter."""
+    try:
+        df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding=encoding, engine="python" if sep is None else "c")
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise MedcurateError(path, f"cannot parse as '{sep}'-separated CSV: {exc}") from None
+    df.columns = [re.sub(r"\s+", " ", str(c)).strip() for c in df.columns]
+    df = df.apply(lambda col: col.str.strip())
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise MedcurateError(path, f"missing column(s) {missing}; found {list(df.columns)} (wrong delimiter?)")
+    return df
+
+
+def official_split(path: Path, line: int, value: str) -> str:
+    """The Train column convention of the fetal sets: 1 = train, 0 = test."""
+    if value == "1":
+        return "train"
+    if value == "0":
+        return "test"
+    raise MedcurateError(path, f"line {line}: Train must be 1 or 0, got {value!r}")
+
+
+def integer(path: Path, line: int, column: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise MedcurateError(path, f"line {line}: column {column} must be an integer, got {value!r}") from None

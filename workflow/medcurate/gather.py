@@ -1,0 +1,142 @@
+"""Gather shards into the output contract: images/, masks/, manifest.csv, quarantine.csv,
+dataset.json, qc/, SHA256SUMS, built in a staging folder that replaces the old one whole."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from . import __version__, qc, splits
+from .atomic import atomic_dir, file_digest
+from .convert import PART, QUARANTINE, QUARANTINE_FIELDS
+from .errors import MedcurateError
+
+log = logging.getLogger("medcurate.gather")
+
+LEAD = ["case_id", "patient_id", "split", "official_split", "image", "mask"]
+TAIL = ["width", "height", "source", "subset"]
+SEG = ["mask_source", "mask_labels", "mask_sha256", "cleaning"]
+END = ["pixel_sha256", "curated", "exclusion"]
+
+
+def gather(plan: dict, shard_dirs: list[Path], out: Path, fetch_records: list[dict]) -> dict:
+    ds = plan["id"]
+    df = _concat([d / PART for d in shard_dirs])
+    quarantine = _concat([d / QUARANTINE for d in shard_dirs], QUARANTINE_FIELDS)
+    if df.empty:
+        raise MedcurateError(ds, f"no case could be converted ({len(quarantine)} quarantined; see the convert logs)")
+    df = df.sort_values("case_id", ignore_index=True)
+    label_columns = list(plan["labels"].get("classes", {}))
+    duplicates = splits.resolve_duplicates(df, label_columns) if plan["curation"]["dedupe"] else pd.DataFrame()
+    warnings = splits.assign(df, ds, plan["curation"])
+    splits.check_disjoint(df, ds)
+    df["curated"] = (df["exclusion"] == "").astype(int)
+    if not df["curated"].any():
+        raise MedcurateError(ds, "dataset is empty after curation: every case was excluded")
+    df = df[_columns(df, plan, label_columns)]
+
+    with atomic_dir(out) as stage:
+        for sub in ("images", "masks"):
+            for shard in shard_dirs:
+                for src in sorted((shard / sub).glob("*.png")) if (shard / sub).is_dir() else []:
+                    _link(src, stage / sub / src.name)
+        _csv(df, stage / "manifest.csv")
+        _csv(quarantine.sort_values("case_id"), stage / "quarantine.csv")
+        if not duplicates.empty:
+            _csv(duplicates, stage / "qc" / "duplicates.csv")
+        (stage / "qc").mkdir(exist_ok=True)
+        qc.montage(df, stage, plan, stage / "qc" / "montage.png")
+        info = _dataset_json(plan, df, quarantine, duplicates, warnings, fetch_records)
+        _json(info["counts"], stage / "qc" / "stats.json")
+        _json(info, stage / "dataset.json")
+        _sha256sums(stage)
+    for w in warnings:
+        log.warning("%s: %s", ds, w)
+    log.info("%s: %d cases (%d curated), %d quarantined -> %s", ds, len(df), int(df.curated.sum()), len(quarantine), out)
+    return info["counts"]
+
+
+def _concat(paths: list[Path], fields: list[str] | None = None) -> pd.DataFrame:
+    frames = [pd.read_csv(p, dtype=str, keep_default_na=False) for p in paths]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=fields or [])
+
+
+def _columns(df: pd.DataFrame, plan: dict, label_columns: list[str]) -> list[str]:
+    fixed = LEAD + label_columns + TAIL + (SEG if plan["task"] == "segmentation" else []) + END
+    meta = sorted(c for c in df.columns if c not in fixed and c not in SEG)
+    return [c for c in fixed[: -len(END)] if c in df.columns or c == "mask"] + meta + END
+
+
+def _dataset_json(plan, df, quarantine, duplicates, warnings, fetch_records) -> dict:
+    by_reason = df.loc[df.exclusion != "", "exclusion"].str.split(":").str[0].value_counts()
+    counts = {
+        "cases": len(df),
+        "curated": int(df.curated.sum()),
+        "patients": int(df.patient_id.nunique()),
+        "quarantined": len(quarantine),
+        "splits": {s: {"cases": int((df.split == s).sum()), "curated": int(((df.split == s) & (df.curated == 1)).sum()),
+                       "patients": int(df.loc[df.split == s, "patient_id"].nunique())}
+                   for s in ("train", "val", "test")},
+        "exclusions": {k: int(v) for k, v in sorted(by_reason.items())},
+        "labels": {c: {k: int(v) for k, v in sorted(df.loc[df.curated == 1, c].value_counts().items())}
+                   for c in plan["labels"].get("classes", {})},
+        "duplicate_groups": int(duplicates["group"].nunique()) if not duplicates.empty else 0,
+    }
+    if plan["task"] == "segmentation":
+        present = df.loc[df.curated == 1, "mask_labels"].str.split().explode().dropna()
+        names = {str(v): k for k, v in plan["labels"]["mask"].items()}
+        counts["masks_with_label"] = {names[v]: int(n) for v, n in sorted(present.value_counts().items())}
+    return {
+        "id": plan["id"],
+        "name": plan["name"],
+        "task": plan["task"],
+        "modality": plan["modality"],
+        "license": plan["license"],
+        "citation": plan["citation"],
+        "homepage": plan["homepage"],
+        "labels": plan["labels"],
+        "sources": [_source(plan, r) for r in fetch_records],
+        "curation": plan["curation"],
+        "counts": counts,
+        "warnings": warnings,
+        "medcurate_version": __version__,
+        "config_digest": plan["config_digest"],
+    }
+
+
+def _source(plan: dict, record: dict) -> dict:
+    src = next((s for s in plan["sources"] if s["name"] == record.get("name")), {})
+    keep = {k: record.get(k) for k in ("name", "size", "md5", "sha256", "checksum_source")}
+    keep["url"] = src.get("catalogue_url", record.get("url"))
+    if src.get("served_from"):
+        keep["served_from"] = src["served_from"]
+    return keep
+
+
+def _link(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dest)
+    except OSError:  # another file system: copy instead
+        shutil.copyfile(src, dest)
+
+
+def _csv(df: pd.DataFrame, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(dest, index=False, lineterminator="\n")
+
+
+def _json(obj: dict, dest: Path) -> None:
+    dest.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _sha256sums(folder: Path) -> None:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
+    lines = [f"{file_digest(p)}  {p.relative_to(folder).as_posix()}\n" for p in files]
+    (folder / "SHA256SUMS").write_text("".join(lines), encoding="utf-8")

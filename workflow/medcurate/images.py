@@ -1,0 +1,82 @@
+"""Generic image reading and deterministic PNG writing."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .atomic import atomic_path
+from .errors import CaseError
+
+# Decompression-bomb guard stays on, but full-field mammograms (~4k x 5k) must pass.
+Image.MAX_IMAGE_PIXELS = 40_000 * 40_000
+
+
+def read_image(path: Path, mode: str = "keep") -> np.ndarray:
+    """Decode an image file fully (so truncation is caught here, not later) into an array."""
+    try:
+        with Image.open(io.BytesIO(Path(path).read_bytes())) as im:
+            im.load()
+            im = _normalise_mode(im, mode)
+            return np.asarray(im)
+    except FileNotFoundError:
+        raise CaseError(path, "file is missing") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise CaseError(path, f"cannot decode image ({exc})") from None
+
+
+def _normalise_mode(im: Image.Image, mode: str) -> Image.Image:
+    if mode in ("L", "RGB"):
+        return im.convert(mode)
+    if im.mode == "P":
+        return im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if im.mode in ("RGBA", "LA"):
+        alpha = np.asarray(im.getchannel("A"))
+        if alpha.min() == 255:  # opaque alpha carries nothing
+            return im.convert(im.mode[:-1])
+    if im.mode == "1":
+        return im.convert("L")
+    return im
+
+
+def pixel_digest(arr: np.ndarray) -> str:
+    """Content hash of decoded pixels (shape and dtype included), for duplicate detection."""
+    h = hashlib.sha256(f"{arr.shape}|{arr.dtype.str}|".encode())
+    h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def write_png(arr: np.ndarray, dest: Path, level: int) -> None:
+    """PNG without timestamps or text chunks, so equal pixels give equal bytes."""
+    if arr.dtype == np.uint16:
+        im = Image.fromarray(arr, mode="I;16") if arr.ndim == 2 else None
+        if im is None:
+            raise ValueError("16-bit colour images are not supported")
+    else:
+        im = Image.fromarray(arr)
+    with atomic_path(dest) as tmp:
+        im.save(tmp, format="PNG", compress_level=level, optimize=False)
+
+
+def colours_to_labels(rgb: np.ndarray, table: dict[str, list[int]], values: dict[str, int]) -> tuple[np.ndarray, dict]:
+    """Map an RGB colour-coded mask to a label map. Returns (labels, {colour: pixel count}) for
+    colours that are in no table entry (they are left at background)."""
+    if rgb.ndim == 2:
+        raise ValueError("expected a colour (RGB) mask, got a single-channel image")
+    rgb = rgb[..., :3]
+    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+    labels = np.zeros(packed.shape, np.uint8)
+    known = np.zeros(packed.shape, bool)
+    for name, (r, g, b) in table.items():
+        hit = packed == ((r << 16) | (g << 8) | b)
+        labels[hit] = values[name]
+        known |= hit
+    unknown = {}
+    if not known.all():
+        cols, counts = np.unique(packed[~known], return_counts=True)
+        unknown = {f"#{int(c):06x}": int(n) for c, n in zip(cols, counts)}
+    return labels, unknown

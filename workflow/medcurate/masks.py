@@ -1,0 +1,41 @@
+"""Mask cleaning shared by every segmentation dataset; each action is recorded per case."""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage import morphology
+
+from .errors import CaseError
+
+
+def clean(mask: np.ndarray, image_shape: tuple[int, ...], values: dict[str, int], options: dict, source) -> tuple[np.ndarray, list[str]]:
+    """Validate and clean a label map. Returns (mask, actions)."""
+    actions: list[str] = []
+    if mask.shape != tuple(image_shape[:2]):
+        raise CaseError(source, f"mask is {mask.shape[1]}x{mask.shape[0]} but its image is {image_shape[1]}x{image_shape[0]}")
+    allowed = set(values.values())
+    present = set(np.unique(mask).tolist())
+    if present - allowed:
+        raise CaseError(source, f"label values {sorted(present - allowed)} not in the catalogue's {sorted(allowed)}")
+    min_area = options.get("min_component_area", 0)
+    fill = options.get("fill_holes", False)
+    for name, value in sorted(values.items(), key=lambda kv: kv[1]):
+        if value == 0 or value not in present:
+            continue
+        region = mask == value
+        cleaned = region
+        if min_area > 0:
+            cleaned = morphology.remove_small_objects(cleaned, max_size=min_area - 1)
+        if fill:
+            filled = morphology.remove_small_holes(cleaned, max_size=region.size)
+            cleaned = filled & ((mask == 0) | (mask == value))  # holes are filled only over background
+        removed = int(region.sum() - (region & cleaned).sum())
+        added = int((cleaned & ~region).sum())
+        if removed:
+            mask[region & ~cleaned] = 0
+            actions.append(f"{name}:removed_small:{removed}px")
+        if added:
+            mask[cleaned & ~region] = value
+            actions.append(f"{name}:filled_holes:{added}px")
+    return mask, actions
+

@@ -1,0 +1,59 @@
+"""QC montage: image + mask overlays (segmentation) or a class-labelled grid (classification)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw, ImageFont
+
+from .atomic import atomic_path
+
+THUMB = (160, 120)
+LABEL_H = 14
+PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (245, 130, 48),
+           (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)]
+
+
+def montage(df: pd.DataFrame, folder: Path, plan: dict, dest: Path) -> None:
+    curated = df[df["curated"] == 1].sort_values("case_id")
+    n = plan["curation"]["qc_samples"]
+    font = ImageFont.load_default()
+    if plan["task"] == "segmentation":
+        picks = curated[curated["mask_labels"] != ""].head(n)
+        tiles = [(_overlay(folder, row, plan), row.case_id) for row in picks.itertuples()]
+        rows = [tiles[i:i + 6] for i in range(0, len(tiles), 6)]
+    else:
+        column = next(iter(plan["labels"]["classes"]))
+        classes = plan["labels"]["classes"][column]
+        per_class = max(1, math.ceil(n / len(classes)))
+        rows = []
+        for value in classes:
+            picks = curated[curated[column] == value].head(per_class)
+            rows.append([(_thumb(Image.open(folder / r.image).convert("RGB")), f"{value}") for r in picks.itertuples()])
+    cols = max([len(r) for r in rows] + [1])
+    sheet = Image.new("RGB", (cols * THUMB[0], max(1, len(rows)) * (THUMB[1] + LABEL_H)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for y, row in enumerate(rows):
+        for x, (tile, text) in enumerate(row):
+            sheet.paste(tile, (x * THUMB[0] + (THUMB[0] - tile.width) // 2, y * (THUMB[1] + LABEL_H)))
+            draw.text((x * THUMB[0] + 2, y * (THUMB[1] + LABEL_H) + THUMB[1]), text[-26:], fill="black", font=font)
+    with atomic_path(dest) as tmp:
+        sheet.save(tmp, format="PNG")
+
+
+def _thumb(im: Image.Image) -> Image.Image:
+    im = im.copy()
+    im.thumbnail(THUMB, Image.Resampling.BILINEAR)
+    return im
+
+
+def _overlay(folder: Path, row, plan: dict) -> Image.Image:
+    image = np.asarray(Image.open(folder / row.image).convert("RGB"), dtype=np.float32)
+    mask = np.asarray(Image.open(folder / row.mask))
+    for i, value in enumerate(sorted(v for v in plan["labels"]["mask"].values() if v)):
+        hit = mask == value
+        image[hit] = 0.55 * image[hit] + 0.45 * np.array(PALETTE[i % len(PALETTE)], np.float32)
+    return _thumb(Image.fromarray(image.astype(np.uint8)))

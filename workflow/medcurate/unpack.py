@@ -1,0 +1,329 @@
+"""Safe, atomic, idempotent unpacking of downloaded archives (zip and tar, nested archives included).
+
+Refused (UnsafeArchiveError): members that would land outside their folder (absolute paths, ``..``,
+backslashes, drive letters), links pointing outside, device files and fifos, too many members, too
+many uncompressed bytes, compression ratios typical of zip bombs, nesting deeper than ``max_depth``.
+Truncated or corrupt archives raise ArchiveError. Every error names the archive (``outer.zip!inner.zip``
+for nested ones) and the offending member.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import logging
+import lzma
+import os
+import posixpath
+import re
+import shutil
+import stat
+import tarfile
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from medcurate.atomic import atomic_dir, write_text
+from medcurate.errors import ArchiveError, MedcurateError, UnsafeArchiveError
+
+log = logging.getLogger("medcurate.unpack")
+
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2")
+MARKER = ".medcurate-unpack.json"
+
+_LONGEST_FIRST = sorted(ARCHIVE_SUFFIXES, key=len, reverse=True)
+_CHUNK = 1 << 20
+_DRIVE = re.compile(r"[A-Za-z]:")
+_CORRUPT = (zipfile.BadZipFile, tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, NotImplementedError)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int = 200 * 2**30  # uncompressed bytes written by one unpack() call, nested archives included
+    max_ratio: float = 200.0  # uncompressed / compressed, per zip member and per archive ...
+    ratio_min_bytes: int = 16 * 2**20  # ... enforced only above this size, so small text/xlsx files pass
+    max_members: int = 2_000_000  # per archive
+    max_depth: int = 3  # the archives given to unpack() are level 1
+
+
+def _suffix(name: str) -> str | None:
+    low = name.lower()
+    for s in _LONGEST_FIRST:
+        # "..zip" would unpack into "." -- not an archive name we can give a folder to
+        if low.endswith(s) and name[: -len(s)] not in ("", ".", ".."):
+            return s
+    return None
+
+
+def is_archive(name: str) -> bool:
+    return _suffix(name) is not None
+
+
+def archive_stem(name: str) -> str:
+    s = _suffix(name)
+    return name[: -len(s)] if s else name
+
+
+def _parts(label: str, name: str) -> list[str]:
+    """Split a member name into path components, refusing anything that could leave the folder."""
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    why = None
+    if "\x00" in name:
+        why = "contains a NUL byte"
+    elif "\\" in name:
+        why = "contains a backslash (Windows path)"
+    elif name.startswith("/") or _DRIVE.match(name):
+        why = "is an absolute path"
+    elif ".." in parts:
+        why = "contains a '..' component"
+    if why:
+        raise UnsafeArchiveError(label, f"member {name!r} {why}; refusing to extract")
+    return parts
+
+
+class _Unpacker:
+    def __init__(self, limits: Limits, nested: bool):
+        self.limits, self.nested, self.written = limits, nested, 0
+
+    def archive(self, path: Path, folder: Path, label: str, level: int) -> None:
+        """Extract ``path`` into the existing empty ``folder``, then its nested archives."""
+        log.info("unpacking %s", label)
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(512).lstrip().lower()
+            if head.startswith((b"<!doctype html", b"<html")):
+                raise ArchiveError(label, "is an HTML page, not an archive (an error or login page saved as the download?)")
+            if _suffix(path.name) == ".zip":
+                self._zip(path, folder, label)
+            else:
+                self._tar(path, folder, label)
+        except MedcurateError:
+            raise
+        except tarfile.FilterError as e:
+            raise UnsafeArchiveError(label, f"member {e.tarinfo.name!r}: {e}; refusing to extract") from e
+        except _CORRUPT as e:
+            raise ArchiveError(label, f"truncated or corrupt archive: {e}") from e
+        except OSError as e:
+            if e.errno is None:  # gzip/bz2 decoders report bad data as OSError without errno
+                raise ArchiveError(label, f"truncated or corrupt archive: {e}") from e
+            raise MedcurateError(label, f"cannot extract: {e}") from e
+
+        for inner in self._settle(folder, label):
+            ilabel = f"{label}!{inner.relative_to(folder).as_posix()}"
+            if level >= self.limits.max_depth:
+                raise UnsafeArchiveError(
+                    ilabel, f"archive nested deeper than max_depth={self.limits.max_depth}; refusing to extract")
+            tmp = Path(os.path.join(inner.parent, f".{inner.name}.unpacking"))
+            if os.path.lexists(tmp):
+                raise ArchiveError(ilabel, f"member {tmp.name!r} is in the way of unpacking this archive")
+            tmp.mkdir()
+            self.archive(inner, tmp, ilabel, level + 1)
+            inner.unlink()
+            _merge(ilabel, tmp, inner.with_name(archive_stem(inner.name)))
+
+    def _zip(self, path: Path, folder: Path, label: str) -> None:
+        lim = self.limits
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            if len(infos) > lim.max_members:
+                raise UnsafeArchiveError(label, f"{len(infos)} members, more than max_members={lim.max_members}")
+            plan = []
+            for i in infos:
+                name = i.orig_filename  # .filename is cut at a NUL byte
+                parts = _parts(label, name)
+                kind = stat.S_IFMT(i.external_attr >> 16)
+                if kind == stat.S_IFLNK:
+                    raise UnsafeArchiveError(label, f"member {name!r} is a symbolic link; refusing to extract")
+                if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+                    raise UnsafeArchiveError(label, f"member {name!r} is a device, fifo or socket; refusing to extract")
+                if i.flag_bits & 0x1:
+                    raise ArchiveError(label, f"member {name!r} is encrypted")
+                self._ratio(label, f"member {name!r}", i.file_size, i.compress_size)
+                plan.append((i, name, parts))
+            declared = sum(i.file_size for i in infos)
+            if self.written + declared > lim.max_bytes:
+                raise UnsafeArchiveError(
+                    label, f"declares {declared} uncompressed bytes, over max_bytes={lim.max_bytes}; refusing to extract")
+            self._ratio(label, "archive", declared, path.stat().st_size)
+
+            for i, name, parts in plan:
+                if not parts:
+                    continue
+                target = folder.joinpath(*parts)
+                if i.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if os.path.lexists(target):
+                    raise ArchiveError(label, f"member {name!r} occurs twice")
+                done = 0
+                # Stream with our own running count: declared sizes can lie.
+                with zf.open(i) as src, open(target, "xb") as out:
+                    while chunk := src.read(_CHUNK):
+                        done += len(chunk)
+                        if done > i.file_size:
+                            raise UnsafeArchiveError(
+                                label, f"member {name!r} expands beyond its declared {i.file_size} bytes; refusing to extract")
+                        self._charge(label, f"member {name!r}", len(chunk))
+                        out.write(chunk)
+
+    def _tar(self, path: Path, folder: Path, label: str) -> None:
+        lim = self.limits
+        size = path.stat().st_size
+        links: set[str] = set()
+        count = total = 0
+        # Tar headers are read as we go, so the size limits apply to the running total, before each member.
+        with tarfile.open(path, "r:*", errorlevel=2) as tf:
+            for m in tf:
+                count += 1
+                if count > lim.max_members:
+                    raise UnsafeArchiveError(label, f"more than max_members={lim.max_members} members")
+                name = m.name
+                parts = _parts(label, name)
+                rel = "/".join(parts)
+                if not (m.isreg() or m.isdir() or m.issym() or m.islnk()):
+                    raise UnsafeArchiveError(label, f"member {name!r} is a device or fifo; refusing to extract")
+                for k in range(1, len(parts)):
+                    if "/".join(parts[:k]) in links:
+                        raise UnsafeArchiveError(label, f"member {name!r} would be written through a link; refusing to extract")
+                if m.issym() or m.islnk():
+                    # symlinks resolve from their own folder, hardlinks from the archive root
+                    base = posixpath.dirname(rel) if m.issym() else ""
+                    target = posixpath.normpath(posixpath.join(base, m.linkname))
+                    if (m.linkname.startswith("/") or "\\" in m.linkname or _DRIVE.match(m.linkname)
+                            or target.split("/")[0] == ".."):
+                        raise UnsafeArchiveError(
+                            label, f"member {name!r} links to {m.linkname!r}, outside the archive; refusing to extract")
+                    if m.issym():
+                        links.add(rel)
+                if m.isreg():
+                    total += m.size
+                    self._ratio(label, "archive", total, size)
+                    self._charge(label, f"member {name!r}", m.size)
+                tf.extract(m, str(folder), filter="data")
+            # tarfile stops at the end-of-archive block; read on so gzip/xz/bz2 check their trailers
+            while tf.fileobj.read(_CHUNK):
+                pass
+
+    def _ratio(self, label: str, what: str, size: int, packed: int) -> None:
+        lim = self.limits
+        if size > lim.ratio_min_bytes and size > lim.max_ratio * packed:
+            raise UnsafeArchiveError(
+                label, f"{what} expands {packed} bytes to {size} ({size / max(packed, 1):.0f}x, "
+                       f"limit {lim.max_ratio:g}x): looks like a zip bomb; refusing to extract")
+
+    def _charge(self, label: str, what: str, n: int) -> None:
+        self.written += n
+        if self.written > self.limits.max_bytes:
+            raise UnsafeArchiveError(
+                label, f"{what}: more than max_bytes={self.limits.max_bytes} uncompressed; refusing to extract")
+
+    def _settle(self, folder: Path, label: str) -> list[Path]:
+        """Fix permissions, re-check every link as it now resolves on disk, and list nested archives."""
+        root = os.path.realpath(folder)
+        inner = []
+
+        def check_link(p: str) -> None:
+            # catches link chains the per-member checks cannot see (e.g. a link created before its target)
+            if os.path.commonpath([os.path.realpath(p), root]) != root:
+                raise UnsafeArchiveError(
+                    label, f"member {os.path.relpath(p, folder)!r} links to {os.readlink(p)!r}, "
+                           "outside the archive; refusing to extract")
+
+        for dirpath, dirnames, filenames in os.walk(folder):
+            os.chmod(dirpath, 0o755)
+            for name in dirnames:
+                if os.path.islink(p := os.path.join(dirpath, name)):
+                    check_link(p)
+            for name in filenames:
+                if os.path.islink(p := os.path.join(dirpath, name)):
+                    check_link(p)
+                    continue
+                os.chmod(p, 0o644)
+                if self.nested and is_archive(name):
+                    inner.append(Path(p))
+        return sorted(inner)
+
+
+def _merge(label: str, src: Path, dst: Path) -> None:
+    """Move the tree ``src`` to ``dst``. Into an existing folder (a zip shipped beside its unzipped
+    copy) only missing files are moved; a file already there must have the same content."""
+    if not os.path.lexists(dst):
+        os.rename(src, dst)
+        return
+    if dst.is_symlink() or not dst.is_dir():
+        raise ArchiveError(label, f"cannot unpack into {dst.name!r}: a file of that name exists")
+    for entry in os.scandir(src):
+        target = dst / entry.name
+        if entry.is_dir(follow_symlinks=False):
+            _merge(label, Path(entry.path), target)
+        elif not os.path.lexists(target):
+            os.rename(entry.path, target)
+        elif not (entry.is_file(follow_symlinks=False) and target.is_file() and not target.is_symlink()
+                  and filecmp.cmp(entry.path, target, shallow=False)):
+            raise ArchiveError(label, f"member {entry.name!r} differs from the file already at {dst.name}/{entry.name}")
+    shutil.rmtree(src)
+
+
+def _identity(path: Path, fingerprints: dict[str, str] | None) -> dict:
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise MedcurateError(path, f"cannot read input: {e.strerror}") from e
+    ident = {"name": path.name, "size": st.st_size}
+    if fp := (fingerprints or {}).get(path.name):
+        ident["sha256"] = fp
+    else:
+        ident["mtime_ns"] = st.st_mtime_ns
+    return ident
+
+
+def _read_marker(dest: Path) -> dict | None:
+    try:
+        record = json.loads((dest / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def unpack(archives: list[Path], dest: Path, *, limits: Limits = Limits(), nested: bool = True,
+           fingerprints: dict[str, str] | None = None) -> dict:
+    """Extract each archive into ``dest/<archive_stem>/`` (plain files are copied to ``dest/<name>``).
+
+    ``dest`` is built in a staging folder and replaces any older ``dest`` only on success. If
+    ``dest/.medcurate-unpack.json`` records the same inputs (by name and size, plus sha256 from
+    ``fingerprints`` or else mtime), nothing is touched and that record is returned.
+    Returns ``{"archives": [...], "nested": bool, "files": N, "bytes": N}``.
+    """
+    archives, dest = [Path(a) for a in archives], Path(dest)
+    inputs = [_identity(a, fingerprints) for a in archives]
+    previous = _read_marker(dest)
+    if previous and previous.get("archives") == inputs and previous.get("nested") == nested:
+        log.info("%s is up to date", dest)
+        return previous
+
+    names = [archive_stem(a.name) if is_archive(a.name) else a.name for a in archives]
+    for name in names:
+        if names.count(name) > 1 or name == MARKER:
+            raise MedcurateError(dest, f"several inputs would unpack into {name!r}")
+
+    unpacker = _Unpacker(limits, nested)
+    with atomic_dir(dest) as stage:
+        os.chmod(stage, 0o755)
+        for path, name in zip(archives, names):
+            if is_archive(path.name):
+                (stage / name).mkdir()
+                unpacker.archive(path, stage / name, str(path), 1)
+            else:
+                shutil.copyfile(path, stage / name)
+                os.chmod(stage / name, 0o644)
+        files = nbytes = 0
+        for dirpath, _, filenames in os.walk(stage):
+            for name in filenames:
+                st = os.lstat(os.path.join(dirpath, name))
+                if stat.S_ISREG(st.st_mode):
+                    files, nbytes = files + 1, nbytes + st.st_size
+        record = {"archives": inputs, "nested": nested, "files": files, "bytes": nbytes}
+        write_text(stage / MARKER, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return record

@@ -1,0 +1,66 @@
+# Config and catalogue validation, per-dataset plans, and input functions.
+import hashlib
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+ROOT = Path(workflow.basedir)
+PKG = ROOT / "workflow"
+sys.path.insert(0, str(PKG))
+# Jobs run `python -m medcurate` from this checkout, installed or not (also inside conda envs).
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PKG), os.environ.get("PYTHONPATH")]))
+
+from medcurate import catalogue as _catalogue
+
+CONFIG = _catalogue.load_config(config, ROOT)
+CATALOGUE = _catalogue.load_catalogue(CONFIG)
+DATASETS = CONFIG["datasets"]
+PLANS = {ds: _catalogue.plan(CATALOGUE[ds], CONFIG) for ds in DATASETS}
+OUT, RES, WORK, LOGS = (CONFIG[k] for k in ("output_dir", "resources_dir", "work_dir", "logs_dir"))
+PYTHON = "python" if workflow.deployment_settings.deployment_method else shlex.quote(sys.executable)
+MEDCURATE = f"{PYTHON} -m medcurate"
+ENV = "../../envs/medcurate.yaml"
+
+
+def _ids_regex(ids):
+    return "|".join(ids) if ids else "(?!x)x"  # an empty list must match nothing
+
+
+OPEN_DATASETS = _ids_regex([d for d in DATASETS if PLANS[d]["access"]["mode"] == "open"])
+MANUAL_DATASETS = _ids_regex([d for d in DATASETS if PLANS[d]["access"]["mode"] == "manual"])
+
+
+wildcard_constraints:
+    dataset=_ids_regex(DATASETS),
+    shard=r"\d+",
+
+
+def _write_plan(plan):
+    """Plans go to content-addressed files (written once, never changed), so commands stay short
+    and a changed plan is a changed path, which re-runs what depends on it."""
+    text = json.dumps(plan, indent=1)  # key order kept: label columns follow the catalogue
+    path = Path(WORK) / "plans" / f"{plan['id']}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return str(path)
+
+
+PLAN_FILES = {ds: _write_plan(PLANS[ds]) for ds in DATASETS}
+
+
+def plan_file(wildcards):
+    return PLAN_FILES[wildcards.dataset]
+
+
+def fetched_records(wildcards):
+    return [f"{RES}/fetched/{wildcards.dataset}/{s['name']}.json" for s in PLANS[wildcards.dataset]["sources"]]
+
+
+def shard_dirs(wildcards):
+    n = _catalogue.shard_count(PLANS[wildcards.dataset])
+    return [f"{WORK}/{wildcards.dataset}/shard-{i}" for i in range(n)]

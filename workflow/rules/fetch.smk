@@ -1,0 +1,22 @@
+# Download one source of an open dataset: resumable, retried, verified, cached under resources/.
+# The cached file lives beside (not as) the rule's output, so a re-run of this rule never deletes
+# a verified download: `medcurate fetch` finds it, checks it, and does no network access.
+
+
+rule fetch_source:
+    output:
+        f"{RES}/fetched/{{dataset}}/{{source}}.json",
+    log:
+        f"{LOGS}/fetch/{{dataset}}/{{source}}.log",
+    params:
+        plan=plan_file,
+        dest=lambda wc: f"{RES}/downloads/{wc.dataset}/{wc.source}",
+    wildcard_constraints:
+        source=r"[^/]+",
+    resources:
+        downloads=1,
+    conda:
+        ENV
+    shell:
+        "{MEDCURATE} fetch --plan {params.plan:q} --source {wildcards.source:q}"
+        " --dest {params.dest:q} --record {output:q} > {log:q} 2>&1"

@@ -1,0 +1,36 @@
+# Make a dataset's files ready: unpack the downloads of an open dataset, or check the files a user
+# placed for a gated one. Either way the result is resources/ready/<dataset>.json naming the root.
+
+
+rule unpack_archives:
+    input:
+        fetched_records,
+    output:
+        f"{RES}/ready/{{dataset}}.json",
+    log:
+        f"{LOGS}/unpack/{{dataset}}.log",
+    params:
+        plan=plan_file,
+        dest=lambda wc: f"{RES}/unpacked/{wc.dataset}",
+    wildcard_constraints:
+        dataset=OPEN_DATASETS,
+    conda:
+        ENV
+    shell:
+        "{MEDCURATE} unpack --plan {params.plan:q} --records {input:q}"
+        " --dest {params.dest:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule check_manual:
+    output:
+        f"{RES}/ready/{{dataset}}.json",
+    log:
+        f"{LOGS}/check_manual/{{dataset}}.log",
+    params:
+        plan=plan_file,
+    wildcard_constraints:
+        dataset=MANUAL_DATASETS,
+    conda:
+        ENV
+    shell:
+        "{MEDCURATE} check-manual --plan {params.plan:q} --out {output:q} > {log:q} 2>&1"
