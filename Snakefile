@@ -1,12 +1,14 @@
 # medcurate: public medical-imaging datasets -> curated, ML-ready folders.
 #   snakemake --cores 2 --configfile config/sample.yaml     (offline demo on the sample mirror)
 #   snakemake --cores 8                                     (real sources, config/config.yaml)
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 report: "workflow/report/workflow.rst"

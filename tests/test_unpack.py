@@ -345,7 +345,7 @@ def test_zip_member_writing_more_than_declared(tmp_path, monkeypatch):
 def test_realistic_payload_passes_default_limits(tmp_path):
     rng = random.Random(0)
     pngs = {f"images/{i:03d}.png": b"\x89PNG\r\n\x1a\n" + rng.randbytes(600_000) for i in range(20)}
-    # 256 KiB of distinct rows repeated past deflate's 32 KiB window: ~17 MiB that deflates only a few x
+    # ~220 KB of distinct rows repeated past deflate's 32 KiB window: ~19 MB that deflates only ~4x
     rows = "".join(f"case_{i},{rng.random():.6f},{rng.choice(['benign', 'malignant'])}\n" for i in range(8000))
     csv = ("id,score,label\n" + rows * 90).encode()
     xml = b"<row><c>0</c></row>" * 200_000  # ~4 MB of highly compressible xlsx-like XML: small, so allowed

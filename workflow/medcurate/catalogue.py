@@ -17,6 +17,7 @@ from . import __version__
 from .errors import CatalogueError
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+DATASET_MODULES = Path(__file__).resolve().parent / "datasets"
 
 
 def _with_defaults(cls):
@@ -77,6 +78,8 @@ def load_entry(path: Path) -> dict:
     entry = validate(read_yaml(path), "dataset", path)
     if entry["id"] != path.stem:
         raise CatalogueError(path, f"field 'id': '{entry['id']}' must equal the file name '{path.stem}'")
+    if not (DATASET_MODULES / f"{entry['module']}.py").is_file():
+        raise CatalogueError(path, f"field 'module': no module medcurate/datasets/{entry['module']}.py")
     return entry
 
 

@@ -52,12 +52,9 @@ def pixel_digest(arr: np.ndarray) -> str:
 
 def write_png(arr: np.ndarray, dest: Path, level: int) -> None:
     """PNG without timestamps or text chunks, so equal pixels give equal bytes."""
-    if arr.dtype == np.uint16:
-        im = Image.fromarray(arr, mode="I;16") if arr.ndim == 2 else None
-        if im is None:
-            raise ValueError("16-bit colour images are not supported")
-    else:
-        im = Image.fromarray(arr)
+    if arr.dtype == np.uint16 and arr.ndim != 2:
+        raise ValueError("16-bit colour images are not supported")
+    im = Image.fromarray(np.ascontiguousarray(arr))  # uint16 -> 'I;16', saved as 16-bit PNG
     with atomic_path(dest) as tmp:
         im.save(tmp, format="PNG", compress_level=level, optimize=False)
 

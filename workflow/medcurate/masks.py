@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 from skimage import morphology
 
 from .errors import CaseError
@@ -27,8 +28,9 @@ def clean(mask: np.ndarray, image_shape: tuple[int, ...], values: dict[str, int]
         if min_area > 0:
             cleaned = morphology.remove_small_objects(cleaned, max_size=min_area - 1)
         if fill:
-            filled = morphology.remove_small_holes(cleaned, max_size=region.size)
-            cleaned = filled & ((mask == 0) | (mask == value))  # holes are filled only over background
+            # A hole is background enclosed by the label (not connected to the border); it is
+            # filled only over background, never over another label.
+            cleaned = ndimage.binary_fill_holes(cleaned) & ((mask == 0) | (mask == value))
         removed = int(region.sum() - (region & cleaned).sum())
         added = int((cleaned & ~region).sum())
         if removed:

@@ -2,15 +2,19 @@
 import hashlib
 import json
 import os
-import shlex
 import sys
 from pathlib import Path
 
 ROOT = Path(workflow.basedir)
 PKG = ROOT / "workflow"
 sys.path.insert(0, str(PKG))
-# Jobs run `python -m medcurate` from this checkout, installed or not (also inside conda envs).
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PKG), os.environ.get("PYTHONPATH")]))
+# Jobs run `python -m medcurate` from this checkout, installed or not, with the interpreter that
+# runs snakemake (a venv need not be activated); a conda env, when used, comes first on PATH.
+# (Set, not read from the user, so no envvars: assertion applies.)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(filter(None, [str(PKG), os.getenv("PYTHONPATH")])),
+    PATH=os.pathsep.join([os.path.dirname(sys.executable), os.getenv("PATH", "")]),
+)
 
 from medcurate import catalogue as _catalogue
 
@@ -19,8 +23,6 @@ CATALOGUE = _catalogue.load_catalogue(CONFIG)
 DATASETS = CONFIG["datasets"]
 PLANS = {ds: _catalogue.plan(CATALOGUE[ds], CONFIG) for ds in DATASETS}
 OUT, RES, WORK, LOGS = (CONFIG[k] for k in ("output_dir", "resources_dir", "work_dir", "logs_dir"))
-PYTHON = "python" if workflow.deployment_settings.deployment_method else shlex.quote(sys.executable)
-MEDCURATE = f"{PYTHON} -m medcurate"
 ENV = "../../envs/medcurate.yaml"
 
 

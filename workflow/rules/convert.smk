@@ -17,5 +17,5 @@ rule convert_shard:
     conda:
         ENV
     shell:
-        "{MEDCURATE} convert --plan {params.plan:q} --ready {input:q} --shard {wildcards.shard}"
+        "python -m medcurate convert --plan {params.plan:q} --ready {input:q} --shard {wildcards.shard}"
         " --shards {params.shards} --out {output:q} > {log:q} 2>&1"

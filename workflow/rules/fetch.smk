@@ -18,5 +18,5 @@ rule fetch_source:
     conda:
         ENV
     shell:
-        "{MEDCURATE} fetch --plan {params.plan:q} --source {wildcards.source:q}"
+        "python -m medcurate fetch --plan {params.plan:q} --source {wildcards.source:q}"
         " --dest {params.dest:q} --record {output:q} > {log:q} 2>&1"

@@ -25,5 +25,5 @@ rule gather_dataset:
     conda:
         ENV
     shell:
-        "{MEDCURATE} gather --plan {params.plan:q} --ready {input.ready:q} --shard-dirs {input.shards:q}"
+        "python -m medcurate gather --plan {params.plan:q} --ready {input.ready:q} --shard-dirs {input.shards:q}"
         " --out {params.out:q} > {log:q} 2>&1"

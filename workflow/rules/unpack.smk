@@ -17,7 +17,7 @@ rule unpack_archives:
     conda:
         ENV
     shell:
-        "{MEDCURATE} unpack --plan {params.plan:q} --records {input:q}"
+        "python -m medcurate unpack --plan {params.plan:q} --records {input:q}"
         " --dest {params.dest:q} --out {output:q} > {log:q} 2>&1"
 
 
@@ -33,4 +33,4 @@ rule check_manual:
     conda:
         ENV
     shell:
-        "{MEDCURATE} check-manual --plan {params.plan:q} --out {output:q} > {log:q} 2>&1"
+        "python -m medcurate check-manual --plan {params.plan:q} --out {output:q} > {log:q} 2>&1"

@@ -1,0 +1,417 @@
+"""medcurate.catalogue: schema validation of entries and configs, defaults, error messages that
+name the file and the field, sample-mirror resolution, config digests and overrides."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+import yaml
+
+from medcurate import catalogue
+from medcurate.errors import CatalogueError
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = ROOT / "config" / "datasets"
+ENTRY_FILES = sorted(DATASETS.glob("*.yaml"))
+ALL_IDS = ["african_fetal_planes", "fetal_head_biometry", "fetal_planes_db"]
+
+
+def raw_entry(ds: str = "fetal_planes_db") -> dict:
+    return yaml.safe_load((DATASETS / f"{ds}.yaml").read_text(encoding="utf-8"))
+
+
+def config_file(name: str) -> dict:
+    return yaml.safe_load((ROOT / "config" / name).read_text(encoding="utf-8"))
+
+
+def write_catalogue(folder: Path, entries: dict[str, dict | str]) -> Path:
+    """A catalogue folder; a str value is written verbatim (for broken YAML)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem, entry in entries.items():
+        text = entry if isinstance(entry, str) else yaml.safe_dump(entry, sort_keys=False)
+        (folder / f"{stem}.yaml").write_text(text, encoding="utf-8")
+    return folder
+
+
+def load_from(folder: Path, datasets=("fetal_planes_db",), **extra) -> dict[str, dict]:
+    config = catalogue.load_config({"datasets": list(datasets), "catalogue": str(folder), **extra}, ROOT)
+    return catalogue.load_catalogue(config)
+
+
+# --- the shipped catalogue and configs --------------------------------------------------------
+
+
+def test_the_catalogue_has_entries():
+    assert [p.stem for p in ENTRY_FILES] == ALL_IDS
+
+
+@pytest.mark.parametrize("path", ENTRY_FILES, ids=lambda p: p.stem)
+def test_every_catalogue_entry_validates(path):
+    entry = catalogue.load_entry(path)
+    assert entry["id"] == path.stem
+    # defaults are filled in where the entry leaves them out
+    assert set(entry["curation"]) >= {"shards", "val_fraction", "test_fraction", "dedupe", "image_mode",
+                                      "unknown_colour", "empty_mask", "min_component_area", "fill_holes",
+                                      "qc_samples"}
+    assert entry["unpack"]["nested"] is True
+
+
+def test_entry_defaults_fill_only_what_is_missing():
+    entry = catalogue.load_entry(DATASETS / "african_fetal_planes.yaml")
+    assert entry["curation"]["shards"] == 2          # from the file
+    assert entry["curation"]["test_fraction"] == 0.2  # schema default
+    assert entry["curation"]["image_mode"] == "keep"
+    assert entry["curation"]["min_component_area"] == 0
+    assert entry["curation"]["fill_holes"] is False
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "sample.yaml"])
+def test_shipped_configs_validate_and_load_the_catalogue(name):
+    config = catalogue.load_config(config_file(name), ROOT)
+    assert config["_basedir"] == str(ROOT)
+    assert sorted(config["datasets"]) == ALL_IDS
+    entries = catalogue.load_catalogue(config)
+    assert sorted(entries) == ALL_IDS
+    for ds in config["datasets"]:
+        p = catalogue.plan(entries[ds], config)
+        assert p["id"] == ds
+        assert p["png_compress_level"] == 1
+        assert catalogue.shard_count(p) >= 1
+
+
+def test_config_defaults_are_filled():
+    config = catalogue.load_config({"datasets": ["fetal_planes_db"]}, ROOT)
+    assert config["catalogue"] == "config/datasets"
+    assert config["output_dir"] == "results"
+    assert config["resources_dir"] == "resources"
+    assert config["png_compress_level"] == 1
+    assert config["shards"] is None
+    assert config["curation"] == {}
+    assert config["manual_dirs"] == {}
+    assert config["sample_mirror"] is None
+    assert config["download"] == {"zenodo_api": "https://zenodo.org/api", "timeout": 60, "retries": 8, "backoff": 2}
+
+
+def test_load_config_does_not_mutate_its_input():
+    given = {"datasets": ["fetal_planes_db"]}
+    catalogue.load_config(given, ROOT)
+    assert given == {"datasets": ["fetal_planes_db"]}
+
+
+def test_plan_fills_curation_defaults(plans):
+    cur = plans["fetal_planes_db"]["curation"]
+    assert cur["shards"] == 8
+    assert cur["val_fraction"] == 0.1
+    assert cur["test_fraction"] == 0.2
+    assert cur["unknown_colour"] == "quarantine"
+    assert plans["fetal_planes_db"]["png_compress_level"] == 1
+    assert plans["fetal_planes_db"]["sample"] is False
+
+
+# --- malformed catalogue entries --------------------------------------------------------------
+
+
+def _bad_sha(e):
+    e["sources"][0]["sha256"] = "not-a-sha"
+
+
+def _unknown_top_key(e):
+    e["colour"] = "blue"
+
+
+def _unknown_source_key(e):
+    e["sources"][0]["checksum"] = "abc"
+
+
+def _bad_task(e):
+    e["task"] = "detection"
+
+
+def _no_license(e):
+    del e["license"]
+
+
+def _manual_without_details(e):
+    e["access"] = {"mode": "manual"}
+
+
+def _bad_curation(e):
+    e["curation"]["val_fraction"] = 2
+
+
+@pytest.mark.parametrize(
+    "mutate, field, words",
+    [
+        (_bad_sha, "sources[0].sha256", ["not-a-sha"]),
+        (_unknown_top_key, "(top level)", ["colour"]),
+        (_unknown_source_key, "sources[0]", ["checksum"]),
+        (_bad_task, "task", ["detection"]),
+        (_no_license, "(top level)", ["license", "required"]),
+        (_manual_without_details, "access", ["request_url", "instructions", "expected"]),
+        (_bad_curation, "curation.val_fraction", ["2"]),
+    ],
+    ids=["sha256-pattern", "unknown-key", "unknown-source-key", "task-enum", "missing-license",
+         "manual-access", "curation-range"],
+)
+def test_malformed_entry_names_file_and_field(tmp_path, mutate, field, words):
+    entry = raw_entry()
+    mutate(entry)
+    folder = write_catalogue(tmp_path / "cat", {"fetal_planes_db": entry})
+    with pytest.raises(CatalogueError) as info:
+        load_from(folder)
+    msg = str(info.value)
+    assert str(folder / "fetal_planes_db.yaml") in msg
+    assert f"'{field}'" in msg
+    for word in words:
+        assert word in msg
+
+
+def test_manual_access_with_all_details_validates(tmp_path):
+    entry = raw_entry()
+    entry["access"] = {"mode": "manual", "request_url": "https://example.org/request",
+                       "instructions": "sign the agreement", "expected": [{"path": "images"}]}
+    folder = write_catalogue(tmp_path / "cat", {"fetal_planes_db": entry})
+    loaded = load_from(folder)["fetal_planes_db"]
+    assert loaded["access"]["expected"] == [{"path": "images", "kind": "file"}]
+
+
+def test_manual_access_missing_only_expected_is_named(tmp_path):
+    entry = raw_entry()
+    entry["access"] = {"mode": "manual", "request_url": "https://example.org/request", "instructions": "x"}
+    folder = write_catalogue(tmp_path / "cat", {"fetal_planes_db": entry})
+    with pytest.raises(CatalogueError, match=r"field 'access': 'expected' is a required property") as info:
+        load_from(folder)
+    assert "request_url" not in str(info.value)
+
+
+def test_id_must_equal_file_name(tmp_path):
+    folder = write_catalogue(tmp_path / "cat", {"fetal_planes_db": raw_entry(), "renamed": raw_entry()})
+    with pytest.raises(CatalogueError) as info:
+        load_from(folder)
+    msg = str(info.value)
+    assert str(folder / "renamed.yaml") in msg
+    assert "field 'id'" in msg
+    assert "'renamed'" in msg
+
+
+@pytest.mark.parametrize("text", ["- a\n- b\n", "just a string\n", ""], ids=["list", "scalar", "empty"])
+def test_entry_that_is_not_a_mapping(tmp_path, text):
+    folder = write_catalogue(tmp_path / "cat", {"fetal_planes_db": text})
+    with pytest.raises(CatalogueError) as info:
+        load_from(folder)
+    assert str(info.value) == f"{folder / 'fetal_planes_db.yaml'}: expected a YAML mapping at the top level"
+
+
+def test_broken_yaml_syntax_names_file_and_line(tmp_path):
+    folder = write_catalogue(tmp_path / "cat", {"fetal_planes_db": "id: fetal_planes_db\nname: [unclosed\n"})
+    with pytest.raises(CatalogueError) as info:
+        load_from(folder)
+    msg = str(info.value)
+    assert msg.startswith(f"{folder / 'fetal_planes_db.yaml'}: not valid YAML")
+    assert "line 2" in msg
+
+
+def test_a_broken_entry_not_requested_still_fails(tmp_path):
+    """Every entry is validated, not only the requested ones."""
+    bad = raw_entry("african_fetal_planes")
+    bad["task"] = "detection"
+    folder = write_catalogue(tmp_path / "cat", {"fetal_planes_db": raw_entry(), "african_fetal_planes": bad})
+    with pytest.raises(CatalogueError, match=r"(?s)african_fetal_planes\.yaml: .*field 'task'"):
+        load_from(folder, datasets=["fetal_planes_db"])
+
+
+def test_unreadable_catalogue_entry_is_a_catalogue_error(tmp_path):
+    folder = tmp_path / "cat"
+    (folder / "fetal_planes_db.yaml").mkdir(parents=True)  # a folder named like an entry
+    with pytest.raises(CatalogueError, match="cannot read"):
+        catalogue.load_entry(folder / "fetal_planes_db.yaml")
+
+
+# --- config errors ----------------------------------------------------------------------------
+
+
+def test_unknown_dataset_lists_known_ids():
+    config = catalogue.load_config({"datasets": ["fetal_planes_db", "no_such_set"]}, ROOT)
+    with pytest.raises(CatalogueError) as info:
+        catalogue.load_catalogue(config)
+    msg = str(info.value)
+    assert "no_such_set" in msg
+    assert "known: " + ", ".join(ALL_IDS) in msg
+    assert str(ROOT / "config" / "datasets") in msg
+
+
+def test_curation_override_for_unknown_dataset():
+    config = catalogue.load_config({"datasets": ["fetal_planes_db"], "curation": {"nope": {"shards": 2}}}, ROOT)
+    with pytest.raises(CatalogueError, match=r"workflow config: field 'curation\.nope': no such dataset"):
+        catalogue.load_catalogue(config)
+
+
+@pytest.mark.parametrize(
+    "override, field",
+    [({"val_fraction": 2}, "curation.val_fraction"),
+     ({"shards": 0}, "curation.shards"),
+     ({"image_mode": "CMYK"}, "curation.image_mode"),
+     ({"speed": "fast"}, "curation")],
+)
+def test_invalid_curation_override_rejected_by_plan(override, field):
+    config = catalogue.load_config({"datasets": ["fetal_planes_db"], "curation": {"fetal_planes_db": override}}, ROOT)
+    entries = catalogue.load_catalogue(config)
+    with pytest.raises(CatalogueError) as info:
+        catalogue.plan(entries["fetal_planes_db"], config)
+    msg = str(info.value)
+    assert msg.startswith("workflow config (curation.fetal_planes_db)")
+    assert f"field '{field}'" in msg
+
+
+def test_valid_curation_override_is_applied():
+    config = catalogue.load_config(
+        {"datasets": ["fetal_planes_db"], "curation": {"fetal_planes_db": {"val_fraction": 0.15, "shards": 16}}}, ROOT)
+    entries = catalogue.load_catalogue(config)
+    p = catalogue.plan(entries["fetal_planes_db"], config)
+    assert p["curation"]["val_fraction"] == 0.15
+    assert p["curation"]["shards"] == 16
+    assert p["curation"]["dedupe"] is True  # untouched options stay
+    # the entry itself is not changed by the override
+    assert entries["fetal_planes_db"]["curation"]["shards"] == 8
+
+
+@pytest.mark.parametrize(
+    "bad, field",
+    [({"png_compress_level": 10}, "png_compress_level"),
+     ({"shards": 0}, "shards"),
+     ({"datasets": []}, "datasets"),
+     ({"datasets": ["Bad-Name"]}, "datasets[0]"),
+     ({"output": "x"}, "(top level)"),
+     ({"download": {"zenodo_api": "ftp://x"}}, "download.zenodo_api")],
+)
+def test_invalid_config_is_rejected_naming_the_field(bad, field):
+    with pytest.raises(CatalogueError) as info:
+        catalogue.load_config({"datasets": ["fetal_planes_db"], **bad}, ROOT)
+    assert str(info.value).startswith("workflow config: invalid config entry")
+    assert f"field '{field}'" in str(info.value)
+
+
+# --- sample mirror ----------------------------------------------------------------------------
+
+
+def test_sample_mirror_sources_point_at_pinned_files():
+    raw = config_file("sample.yaml")
+    config = catalogue.load_config(raw, ROOT)
+    entries = catalogue.load_catalogue(config)
+    mirror_root = (ROOT / "workflow" / "sample-mirror").resolve()
+    seen = set()
+    for ds in ALL_IDS:
+        p = catalogue.plan(entries[ds], config)
+        assert p["sample"] is True
+        assert p["manual_dir"] == str(ROOT / "workflow" / "sample-mirror" / ds)
+        real = {s["name"]: s["url"] for s in entries[ds]["sources"]}
+        assert [s["name"] for s in p["sources"]] == list(real)
+        for src in p["sources"]:
+            key = f"{ds}/{src['name']}"
+            seen.add(key)
+            assert src["url"].startswith("file://")
+            path = Path(unquote(urlparse(src["url"]).path))
+            assert path == mirror_root / ds / src["name"]
+            assert src["sha256"] == raw["sample_mirror"]["sha256"][key]
+            assert src["catalogue_url"] == real[src["name"]]
+            assert src["catalogue_url"].startswith("https://zenodo.org/")
+            assert src["served_from"] == "sample-mirror"
+            assert "zenodo" not in src and "mirrors" not in src  # nothing that would reach a publisher
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == src["sha256"]
+    assert seen == set(raw["sample_mirror"]["sha256"])
+
+
+def test_without_mirror_sources_keep_the_catalogue_url(plans):
+    src = plans["fetal_planes_db"]["sources"][0]
+    assert src["url"] == src["catalogue_url"] == "https://zenodo.org/records/3904280/files/FETAL_PLANES_ZENODO.zip"
+    assert src["zenodo"] == {"record": 3904280}
+    assert "served_from" not in src
+
+
+def test_sample_mirror_missing_pin():
+    raw = config_file("sample.yaml")
+    del raw["sample_mirror"]["sha256"]["fetal_head_biometry/Trans-cerebellum.zip"]
+    config = catalogue.load_config(raw, ROOT)
+    entries = catalogue.load_catalogue(config)
+    catalogue.plan(entries["fetal_planes_db"], config)  # other datasets are unaffected
+    with pytest.raises(CatalogueError) as info:
+        catalogue.plan(entries["fetal_head_biometry"], config)
+    msg = str(info.value)
+    assert "'sample_mirror.sha256'" in msg
+    assert "fetal_head_biometry/Trans-cerebellum.zip" in msg
+
+
+def test_sample_mirror_pin_must_be_a_sha256():
+    raw = config_file("sample.yaml")
+    raw["sample_mirror"]["sha256"]["fetal_planes_db/FETAL_PLANES_ZENODO.zip"] = "abc"
+    with pytest.raises(CatalogueError, match=r"field 'sample_mirror\.sha256\.fetal_planes_db/FETAL_PLANES_ZENODO\.zip'"):
+        catalogue.load_config(raw, ROOT)
+
+
+# --- config digest and shard override ---------------------------------------------------------
+
+
+def _plan(raw: dict, basedir: Path = ROOT, ds: str = "fetal_planes_db") -> dict:
+    config = catalogue.load_config(raw, basedir)
+    config["catalogue"] = str(DATASETS)  # absolute, so any basedir finds the catalogue
+    entries = catalogue.load_catalogue(config)
+    return catalogue.plan(entries[ds], config)
+
+
+def test_config_digest_ignores_paths(tmp_path):
+    a = _plan({"datasets": ["fetal_planes_db"]})
+    b = _plan({"datasets": ["fetal_planes_db"], "output_dir": "/elsewhere/out", "resources_dir": "/elsewhere/res",
+               "work_dir": "/w", "logs_dir": "/l"}, basedir=tmp_path)
+    assert a["manual_dir"] != b["manual_dir"]
+    assert a["config_digest"] == b["config_digest"]
+    assert len(a["config_digest"]) == 64
+    assert catalogue.config_digest(a) == a["config_digest"]
+
+
+def test_sample_config_digest_ignores_the_mirror_location(tmp_path):
+    a = _plan(config_file("sample.yaml"))
+    b = _plan(config_file("sample.yaml"), basedir=tmp_path)
+    assert a["sources"][0]["url"] != b["sources"][0]["url"]
+    assert a["config_digest"] == b["config_digest"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"curation": {"fetal_planes_db": {"val_fraction": 0.2}}},
+     {"curation": {"fetal_planes_db": {"dedupe": False}}},
+     {"curation": {"fetal_planes_db": {"image_mode": "L"}}},
+     {"shards": 3},
+     {"png_compress_level": 6}],
+    ids=["val_fraction", "dedupe", "image_mode", "shards", "png_compress_level"],
+)
+def test_config_digest_changes_with_what_shapes_the_output(change):
+    base = _plan({"datasets": ["fetal_planes_db"]})
+    changed = _plan({"datasets": ["fetal_planes_db"], **change})
+    assert base["config_digest"] != changed["config_digest"]
+
+
+def test_config_digest_changes_with_the_source_checksum():
+    a = _plan({"datasets": ["fetal_planes_db"]})
+    b = copy.deepcopy(a)
+    b["sources"][0]["sha256"] = "0" * 64
+    assert catalogue.config_digest(a) != catalogue.config_digest(b)
+
+
+def test_top_level_shards_overrides_curation_shards():
+    assert _plan({"datasets": ["fetal_planes_db"]})["curation"]["shards"] == 8
+    p = _plan({"datasets": ["fetal_planes_db"], "shards": 1})
+    assert p["curation"]["shards"] == 1
+    assert catalogue.shard_count(p) == 1
+    # it wins over a per-dataset curation override too
+    p = _plan({"datasets": ["fetal_planes_db"], "shards": 3, "curation": {"fetal_planes_db": {"shards": 16}}})
+    assert catalogue.shard_count(p) == 3
+
+
+def test_sample_config_uses_two_shards_for_every_dataset():
+    config = catalogue.load_config(config_file("sample.yaml"), ROOT)
+    entries = catalogue.load_catalogue(config)
+    assert {ds: catalogue.shard_count(catalogue.plan(entries[ds], config)) for ds in ALL_IDS} == dict.fromkeys(ALL_IDS, 2)

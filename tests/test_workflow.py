@@ -1,0 +1,209 @@
+"""End to end: snakemake on the sample config in temp folders, the output contract, no-op
+re-runs, byte-identical fresh runs, the report, lint and dry-runs, gated datasets, and real
+downloads from a loopback server through the whole workflow."""
+
+import hashlib
+import http.server
+import json
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+SAMPLE = ROOT / "config" / "sample.yaml"
+CATALOGUE = ROOT / "config" / "datasets"
+DATASETS = yaml.safe_load(SAMPLE.read_text())["datasets"]
+
+
+def snakemake(exe, workdir: Path, *args, check=True) -> subprocess.CompletedProcess:
+    cmd = [exe, "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), *map(str, args)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    exe = shutil.which("snakemake")
+    workdir = tmp_path_factory.mktemp("demo")
+    snakemake(exe, workdir, "--cores", 2, "--configfile", SAMPLE)
+    return exe, workdir
+
+
+def test_output_contract(demo):
+    _, workdir = demo
+    for ds in DATASETS:
+        out = workdir / "results" / ds
+        info = json.loads((out / "dataset.json").read_text())
+        for key in ("name", "task", "modality", "labels", "license", "citation", "sources", "counts",
+                    "medcurate_version", "config_digest"):
+            assert key in info, (ds, key)
+        m = pd.read_csv(out / "manifest.csv", keep_default_na=False)
+        for col in ("case_id", "patient_id", "split", "image", "mask", "width", "height", "source", "curated", "exclusion"):
+            assert col in m.columns, (ds, col)
+        assert m.case_id.is_unique and set(m.split) == {"train", "val", "test"}
+        assert m.groupby("patient_id").split.nunique().max() == 1, "a patient in two splits"
+        assert set(m.curated) <= {0, 1} and ((m.curated == 0) == (m.exclusion != "")).all()
+        assert sorted(p.name for p in (out / "images").iterdir()) == sorted(Path(i).name for i in m.image)
+        for row in m.itertuples():
+            im = Image.open(out / row.image)
+            assert (im.width, im.height) == (row.width, row.height)
+            if info["task"] == "segmentation":
+                mask = np.asarray(Image.open(out / row.mask))
+                assert mask.dtype == np.uint8 and mask.shape == (row.height, row.width)
+                assert set(np.unique(mask)) <= set(info["labels"]["mask"].values())
+        for s, c in info["counts"]["splits"].items():
+            assert c["cases"] == (m.split == s).sum()
+        assert all(src["sha256"] and src["url"].startswith("https://zenodo.org/") for src in info["sources"])
+        assert (out / "qc" / "montage.png").stat().st_size > 1000
+        for line in (out / "SHA256SUMS").read_text().splitlines():
+            digest, name = line.split("  ", 1)
+            assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
+    seg = pd.read_csv(workdir / "results" / "fetal_head_biometry" / "manifest.csv", keep_default_na=False)
+    assert set(seg.derived_from) == {"FETAL_PLANES_DB", "HC18"}
+    assert not (workdir / "work" / "fetal_planes_db" / "shard-0").exists()  # shards are temporary
+
+
+def test_rerun_has_nothing_to_do(demo):
+    exe, workdir = demo
+    proc = snakemake(exe, workdir, "--cores", 2, "--configfile", SAMPLE, "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_fresh_runs_are_byte_identical(demo, tmp_path):
+    exe, first = demo
+    snakemake(exe, tmp_path, "--cores", 1, "--configfile", SAMPLE)
+    for ds in DATASETS:
+        a = (first / "results" / ds / "SHA256SUMS").read_text()
+        assert a == (tmp_path / "results" / ds / "SHA256SUMS").read_text(), ds
+
+
+def test_report_shows_the_montages(demo):
+    exe, workdir = demo
+    snakemake(exe, workdir, "--configfile", SAMPLE, "--report", workdir / "report.zip")
+    import zipfile
+
+    names = zipfile.ZipFile(workdir / "report.zip").namelist()
+    assert sum(n.endswith("montage.png") for n in names) == len(DATASETS)
+
+
+def test_lint_and_offline_dry_run_of_the_real_config(snakemake_bin, tmp_path):
+    proc = snakemake(snakemake_bin, tmp_path, "--lint")
+    assert "Congratulations" in proc.stdout + proc.stderr
+    proc = snakemake(snakemake_bin, tmp_path, "-n", "--cores", 2)
+    out = proc.stdout + proc.stderr
+    for rule in ("fetch_source", "unpack_archives", "convert_shard", "gather_dataset"):
+        assert rule in out
+
+
+def _catalogue_copy(tmp_path: Path) -> Path:
+    cat = tmp_path / "catalogue"
+    shutil.copytree(CATALOGUE, cat)
+    return cat
+
+
+def test_malformed_catalogue_entry_stops_the_workflow(snakemake_bin, tmp_path):
+    cat = _catalogue_copy(tmp_path)
+    entry = cat / "african_fetal_planes.yaml"
+    entry.write_text(entry.read_text().replace("task: classification", "task: clasification"))
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"datasets": ["fetal_planes_db"], "catalogue": str(cat)}))
+    proc = snakemake(snakemake_bin, tmp_path, "-n", "--configfile", config, check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert f"{entry}: invalid dataset entry" in out and "field 'task'" in out
+
+
+def test_gated_dataset_fails_first_with_instructions_then_builds(snakemake_bin, mirror, tmp_path):
+    cat = _catalogue_copy(tmp_path)
+    entry = yaml.safe_load((cat / "fetal_planes_db.yaml").read_text())
+    entry.update(id="gated_planes", sources=[], access={
+        "mode": "manual", "request_url": "https://example.org/request-access",
+        "instructions": "Sign the data-use agreement; you receive a download link by e-mail.",
+        "expected": [{"path": "FETAL_PLANES_DB_data.csv"}, {"path": "Images", "kind": "dir"}]})
+    (cat / "gated_planes.yaml").write_text(yaml.safe_dump(entry, sort_keys=False))
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"datasets": ["gated_planes"], "catalogue": str(cat), "shards": 2}))
+
+    proc = snakemake(snakemake_bin, tmp_path, "--cores", 2, "--configfile", config, check=False)
+    assert proc.returncode != 0
+    log = (tmp_path / "logs" / "check_manual" / "gated_planes.log").read_text()
+    assert "https://example.org/request-access" in log and "resources/manual/gated_planes/" in log
+    assert "missing file: FETAL_PLANES_DB_data.csv" in log and "missing or empty folder: Images/" in log
+    assert not (tmp_path / "work" / "gated_planes").exists() and not (tmp_path / "results").exists()
+
+    import zipfile
+
+    with zipfile.ZipFile(mirror / "fetal_planes_db" / "FETAL_PLANES_ZENODO.zip") as zf:
+        zf.extractall(tmp_path / "resources" / "manual" / "gated_planes")
+    snakemake(snakemake_bin, tmp_path, "--cores", 2, "--configfile", config)
+    info = json.loads((tmp_path / "results" / "gated_planes" / "dataset.json").read_text())
+    assert info["counts"]["cases"] > 0 and info["sources"][0]["name"] == "FETAL_PLANES_DB_data.csv"
+
+
+class _Zenodo(http.server.ThreadingHTTPServer):
+    """Serves archives and a Zenodo-style records API from memory on 127.0.0.1."""
+
+    def __init__(self, files: dict[str, bytes], record: int):
+        self.files, self.record, self.requests = files, record, []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(h):
+                self.requests.append(h.path)
+                if h.path == f"/api/records/{record}":
+                    body = json.dumps({"files": [{"key": k, "size": len(v), "checksum": "md5:" + hashlib.md5(v).hexdigest()}
+                                                 for k, v in files.items()]}).encode()
+                    ctype = "application/json"
+                elif h.path.startswith("/files/") and h.path[7:] in files:
+                    body, ctype = files[h.path[7:]], "application/octet-stream"
+                else:
+                    h.send_error(404)
+                    return
+                h.send_response(200)
+                h.send_header("Content-Type", ctype)
+                h.send_header("Content-Length", str(len(body)))
+                h.end_headers()
+                h.wfile.write(body)
+
+            def log_message(h, *args):
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
+def test_real_download_path_with_zenodo_checksum(snakemake_bin, mirror, tmp_path):
+    archive = (mirror / "african_fetal_planes" / "Zenodo_dataset.tar.xz").read_bytes()
+    server = _Zenodo({"Zenodo_dataset.tar.xz": archive}, 7540448)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        cat = _catalogue_copy(tmp_path)
+        entry = cat / "african_fetal_planes.yaml"
+        text = entry.read_text().replace("https://zenodo.org/records/7540448/files/", f"{base}/files/")
+        entry.write_text(text.replace("https://zenodo.org/api/records/7540448/files/Zenodo_dataset.tar.xz/content",
+                                      f"{base}/files/missing"))
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump({"datasets": ["african_fetal_planes"], "catalogue": str(cat),
+                                          "download": {"zenodo_api": f"{base}/api", "retries": 1, "backoff": 0}}))
+        snakemake(snakemake_bin, tmp_path, "--cores", 2, "--configfile", config)
+        info = json.loads((tmp_path / "results" / "african_fetal_planes" / "dataset.json").read_text())
+        (source,) = info["sources"]
+        assert source["checksum_source"] == "zenodo-api"
+        assert source["md5"] == hashlib.md5(archive).hexdigest()
+        assert source["sha256"] == hashlib.sha256(archive).hexdigest()
+        n = len(server.requests)
+        # Cached and verified: a forced re-run of the whole dataset does not download again.
+        snakemake(snakemake_bin, tmp_path, "--cores", 2, "--configfile", config, "--forceall")
+        assert len(server.requests) == n
+    finally:
+        server.shutdown()
