@@ -46,9 +46,14 @@ def unpacked(mirror: Path, dataset: str, dest: Path) -> Path:
     return dest
 
 
-@pytest.fixture
-def snakemake_bin() -> str:
+def snakemake_exe() -> str:
+    """The snakemake beside this interpreter (works without an activated venv)."""
     exe = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or shutil.which("snakemake")
     if exe is None:
         pytest.fail("snakemake is not installed (pip install -e .[test])")
     return exe
+
+
+@pytest.fixture
+def snakemake_bin() -> str:
+    return snakemake_exe()

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import ROOT
+from conftest import ROOT, snakemake_exe
 
 pytestmark = pytest.mark.e2e
 SAMPLE = ROOT / "config" / "sample.yaml"
@@ -34,7 +34,7 @@ def snakemake(exe, workdir: Path, *args, check=True) -> subprocess.CompletedProc
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    exe = shutil.which("snakemake")
+    exe = snakemake_exe()
     workdir = tmp_path_factory.mktemp("demo")
     snakemake(exe, workdir, "--cores", 2, "--configfile", SAMPLE)
     return exe, workdir
