@@ -68,9 +68,12 @@ def _concat(paths: list[Path], fields: list[str] | None = None) -> pd.DataFrame:
 
 
 def _columns(df: pd.DataFrame, plan: dict, label_columns: list[str]) -> list[str]:
-    fixed = LEAD + label_columns + TAIL + (SEG if plan["task"] == "segmentation" else []) + END
-    meta = sorted(c for c in df.columns if c not in fixed and c not in SEG)
-    return [c for c in fixed[: -len(END)] if c in df.columns or c == "mask"] + meta + END
+    """Fixed columns first, then the dataset's own (sorted), then curation; segmentation-only
+    columns are dropped for classification datasets."""
+    seg = SEG if plan["task"] == "segmentation" else []
+    known = set(LEAD + label_columns + TAIL + SEG + END)
+    own = sorted(c for c in df.columns if c not in known)
+    return LEAD + label_columns + TAIL + seg + own + END
 
 
 def _dataset_json(plan, df, quarantine, duplicates, warnings, fetch_records) -> dict:

@@ -78,24 +78,21 @@ def _rect(cx: float, cy: float, hw: float, hh: float, turn: float) -> list[tuple
 # ---------------------------------------------------------------- deterministic archives
 
 
-def write_zip(dest: Path, members: dict[str, bytes]) -> None:
-    with atomic_path(dest) as tmp, zipfile.ZipFile(tmp, "w") as zf:
-        for name in members:
-            info = zipfile.ZipInfo(name, ZIP_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, members[name], compresslevel=6)
-
-
 def zip_bytes(members: dict[str, bytes]) -> bytes:
+    """A zip with fixed timestamps and modes, members in the given order."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        for name in members:
+        for name, data in members.items():
             info = zipfile.ZipInfo(name, ZIP_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
-            zf.writestr(info, members[name], compresslevel=6)
+            zf.writestr(info, data, compresslevel=6)
     return buf.getvalue()
+
+
+def write_zip(dest: Path, members: dict[str, bytes]) -> None:
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(zip_bytes(members))
 
 
 def write_tar_xz(dest: Path, members: dict[str, bytes]) -> None:
