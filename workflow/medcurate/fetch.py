@@ -160,6 +160,8 @@ class _Fetcher:
         if move:
             self.part.replace(self.dest)
         write_text(self.sidecar, json.dumps(record, sort_keys=True, indent=2) + "\n")
+        log.info("verified %s: %d bytes, sha256 %s, md5 %s (checksum: %s)", self.dest, actual["size"],
+                 actual["sha256"], actual["md5"], checksum_source)
         return record
 
     # -- main loop ---------------------------------------------------------------------------
