@@ -18,7 +18,7 @@ from medcurate.errors import MedcurateError
 from medcurate.gather import gather
 
 
-def _fake_images(root: Path, paths: list[Path]) -> None:
+def _fake_images(paths: list[Path]) -> None:
     for p in paths:
         p.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.full((8, 8), len(p.name), np.uint8)).save(p)
@@ -235,7 +235,7 @@ def test_unknown_label_value_is_quarantined(tmp_path, plans):
     header = "Image_name;Patient_num;Plane;Brain_plane;Operator;US_Machine;Train \n"
     (tmp_path / "FETAL_PLANES_DB_data.csv").write_text(
         header + "Patient00001_Plane1_1_of_1;1;Fetal heart;Not A Brain;Other;Aloka;1 \n")
-    _fake_images(tmp_path, [tmp_path / "Images" / "Patient00001_Plane1_1_of_1.png"])
+    _fake_images([tmp_path / "Images" / "Patient00001_Plane1_1_of_1.png"])
     convert_shard(tmp_path, plans["fetal_planes_db"], 0, 1, tmp_path / "out")
     reason = pd.read_csv(tmp_path / "out" / "quarantine.csv").reason[0]
     assert "plane='Fetal heart' is not one of the catalogue's" in reason

@@ -48,7 +48,7 @@ def convert_shard(root: Path, plan: dict, shard: int, n_shards: int, out: Path) 
             log.warning("quarantined %s: %s", case.case_id, exc)
             quarantined.append({"case_id": case.case_id, "patient_id": case.patient_id,
                                 "source": _rel(exc.path, root), "reason": exc.reason})
-    _write_csv(out / PART, rows, _fields(plan, rows))
+    _write_csv(out / PART, rows, _fields(rows))
     _write_csv(out / QUARANTINE, quarantined, QUARANTINE_FIELDS)
     log.info("shard %d/%d of %s: %d converted, %d quarantined", shard + 1, n_shards, plan["id"], len(rows), len(quarantined))
     return {"converted": len(rows), "quarantined": len(quarantined)}
@@ -74,7 +74,7 @@ def _convert_case(case: datasets.Case, root: Path, plan: dict, module, out: Path
         "height": image.shape[0],
         "source": _rel(case.image, root),
         "subset": case.subset,
-        **{k: v for k, v in case.meta.items()},
+        **case.meta,
         "pixel_sha256": pixel_digest(image),
         "mask_sha256": "",
         "cleaning": "",
@@ -95,7 +95,7 @@ def _convert_case(case: datasets.Case, root: Path, plan: dict, module, out: Path
     return row
 
 
-def _fields(plan: dict, rows: list[dict]) -> list[str]:
+def _fields(rows: list[dict]) -> list[str]:
     fields: list[str] = []
     for row in rows:
         fields += [k for k in row if k not in fields]

@@ -69,11 +69,12 @@ def assign(df: pd.DataFrame, dataset: str, curation: dict) -> list[str]:
         if (official == "").any():
             raise MedcurateError(dataset, "some cases have an official split and others none")
         df["split"] = official.where(~((official == "train") & (u < val)), "val")
-        for root in sorted(set(groups.values())):
-            members = sorted(p for p, g in groups.items() if g == root)
-            splits = sorted(set(df.loc[df["patient_id"].isin(members), "split"]))
-            if len(members) > 1 and len(splits) > 1:
-                warnings.append(f"patients {', '.join(members)} share identical images but sit in splits {'/'.join(splits)}")
+        # Linked patients (identical images) whose official splits differ are reported.
+        linked = df.assign(group=df["patient_id"].map(groups)).groupby("group")
+        for _, members in linked:
+            patients, found = sorted(set(members["patient_id"])), sorted(set(members["split"]))
+            if len(patients) > 1 and len(found) > 1:
+                warnings.append(f"patients {', '.join(patients)} share identical images but sit in splits {'/'.join(found)}")
     else:
         df["split"] = "train"
         df.loc[u < test + val, "split"] = "val"
