@@ -10,7 +10,6 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 import yaml
-
 from medcurate import catalogue
 from medcurate.errors import CatalogueError
 
@@ -307,7 +306,7 @@ def test_sample_mirror_sources_point_at_pinned_files():
     for ds in ALL_IDS:
         p = catalogue.plan(entries[ds], config)
         assert p["sample"] is True
-        assert p["manual_dir"] == str(ROOT / "workflow" / "sample-mirror" / ds)
+        assert p["manual_dir"] == str(ROOT / "workflow" / "sample-mirror" / ds / "manual")
         real = {s["name"]: s["url"] for s in entries[ds]["sources"]}
         assert [s["name"] for s in p["sources"]] == list(real)
         for src in p["sources"]:

@@ -9,13 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
-
 from conftest import unpacked
 from medcurate import datasets
 from medcurate.convert import convert_shard, enumerate_cases
 from medcurate.errors import MedcurateError
 from medcurate.gather import gather
+from PIL import Image
 
 
 def _fake_images(paths: list[Path]) -> None:

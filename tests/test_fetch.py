@@ -13,7 +13,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from medcurate.errors import ChecksumError, FetchError
 from medcurate.fetch import fetch
 
@@ -119,7 +118,7 @@ def server():
 
 @pytest.fixture
 def opts(server):
-    return dict(retries=2, backoff=0.01, timeout=5, zenodo_api=server.url("/api"))
+    return {"retries": 2, "backoff": 0.01, "timeout": 5, "zenodo_api": server.url("/api")}
 
 
 def src(server, path="/f.zip", **kw):

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from medcurate import catalogue, images, masks
 from medcurate.datasets import fetal_head_biometry
 from medcurate.errors import CaseError
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 VALUES = {"background": 0, "brain": 1, "csp": 2, "lv": 3}

@@ -3,7 +3,6 @@
 import zipfile
 
 import yaml
-
 from conftest import ROOT
 from medcurate.atomic import file_digest
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from medcurate import splits
 from medcurate.errors import MedcurateError
 

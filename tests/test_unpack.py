@@ -13,8 +13,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
-
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from medcurate.errors import ArchiveError, MedcurateError, UnsafeArchiveError
 from medcurate.unpack import MARKER, Limits, _parts, archive_stem, is_archive, unpack
 

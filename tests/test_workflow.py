@@ -14,9 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from PIL import Image
-
 from conftest import ROOT, snakemake_exe
+from PIL import Image
 
 pytestmark = pytest.mark.e2e
 SAMPLE = ROOT / "config" / "sample.yaml"

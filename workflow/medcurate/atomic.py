@@ -7,8 +7,9 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 
 @contextlib.contextmanager
@@ -31,11 +32,10 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
 @contextlib.contextmanager
 def atomic_open(dest: str | Path, mode: str = "w", **kwargs) -> Iterator[IO]:
     """Open a temporary file beside ``dest`` for writing; it replaces ``dest`` on success."""
-    with atomic_path(dest) as tmp:
-        with open(tmp, mode, **kwargs) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
+    with atomic_path(dest) as tmp, open(tmp, mode, **kwargs) as fh:
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def write_text(dest: str | Path, text: str) -> None:

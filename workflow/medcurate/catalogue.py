@@ -90,7 +90,7 @@ def load_catalogue(config: dict) -> dict[str, dict]:
     missing = [d for d in config["datasets"] if d not in entries]
     if missing:
         raise CatalogueError(folder, f"no catalogue entry for {', '.join(missing)} (known: {', '.join(entries)})")
-    for ds, overrides in config["curation"].items():
+    for ds in config["curation"]:
         if ds not in entries:
             raise CatalogueError("workflow config", f"field 'curation.{ds}': no such dataset")
     return entries
@@ -131,7 +131,7 @@ def plan(entry: dict, config: dict) -> dict:
     if ds in config["manual_dirs"]:
         manual_dir = Path(config["manual_dirs"][ds])
     elif config.get("sample_mirror"):
-        manual_dir = base / config["sample_mirror"]["root"] / ds
+        manual_dir = base / config["sample_mirror"]["root"] / ds / "manual"
     else:
         manual_dir = resources / "manual" / ds
     p = {
@@ -150,6 +150,8 @@ def plan(entry: dict, config: dict) -> dict:
         "unpack": entry["unpack"],
         "sources": _resolve_sources(entry, config),
         "manual_dir": str(manual_dir),
+        "manual_pins": _manual_pins(ds, config),
+        "dicom": config["dicom"],
         "png_compress_level": config["png_compress_level"],
         "download": config["download"],
         "sample": bool(config.get("sample_mirror")),
@@ -158,10 +160,17 @@ def plan(entry: dict, config: dict) -> dict:
     return p
 
 
+def _manual_pins(ds: str, config: dict) -> dict[str, str]:
+    """In sample mode the mirror stands in for a user's manual folder; its archives are pinned."""
+    pins = (config.get("sample_mirror") or {}).get("sha256", {})
+    prefix = f"{ds}/manual/"
+    return {k[len(prefix):]: v for k, v in pins.items() if k.startswith(prefix)}
+
+
 def config_digest(p: dict) -> str:
     """Digest of what shapes the output; paths and mirror locations are left out so runs in
     different folders (or from a mirror with the same bytes) agree."""
-    keep = {k: p[k] for k in ("id", "module", "task", "labels", "mask_colours", "curation", "png_compress_level")}
+    keep = {k: p[k] for k in ("id", "module", "task", "labels", "mask_colours", "curation", "png_compress_level", "dicom")}
     keep["sources"] = [{k: s.get(k) for k in ("name", "sha256", "md5")} for s in p["sources"]]
     keep["medcurate"] = __version__
     return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()

@@ -35,21 +35,28 @@ def cmd_fetch(args) -> None:
 
 
 def cmd_unpack(args) -> None:
-    from .unpack import Limits, unpack
+    from .unpack import unpack
 
     plan = _plan(args.plan)
     records = [json.loads(Path(r).read_text()) for r in args.records]
-    limits = Limits(**{k: plan["unpack"][k] for k in ("max_bytes", "max_ratio") if k in plan["unpack"]})
-    unpack([Path(r["path"]) for r in records], Path(args.dest), limits=limits, nested=plan["unpack"]["nested"],
+    unpack([Path(r["path"]) for r in records], Path(args.dest), limits=_limits(plan), nested=plan["unpack"]["nested"],
            fingerprints={r["name"]: r["sha256"] for r in records})
     sources = [{k: v for k, v in r.items() if k != "path"} for r in records]
     _write_json(args.out, {"root": str(Path(args.dest).resolve()), "sources": sources})
 
 
 def cmd_check_manual(args) -> None:
-    from .manual import check
+    from .manual import prepare
 
-    _write_json(args.out, check(_plan(args.plan)))
+    plan = _plan(args.plan)
+    records = [json.loads(Path(r).read_text()) for r in args.records or [] if r]
+    _write_json(args.out, prepare(plan, records, Path(args.dest), _limits(plan)))
+
+
+def _limits(plan: dict):
+    from .unpack import Limits
+
+    return Limits(**{k: plan["unpack"][k] for k in ("max_bytes", "max_ratio") if k in plan["unpack"]})
 
 
 def cmd_convert(args) -> None:
@@ -94,8 +101,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_unpack)
 
-    s = sub.add_parser("check-manual", help="check a gated dataset placed by hand")
+    s = sub.add_parser("check-manual", help="check a gated dataset placed by hand and assemble its root")
     s.add_argument("--plan", required=True)
+    s.add_argument("--records", nargs="*", help="fetch records of the sources downloaded for it")
+    s.add_argument("--dest", required=True)
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_check_manual)
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
 
-from . import datasets, masks
+from . import curation, datasets, masks
 from .atomic import atomic_open
 from .errors import CaseError, MedcurateError
 from .images import pixel_digest, read_image, write_png
@@ -81,16 +82,17 @@ def _convert_case(case: datasets.Case, root: Path, plan: dict, module, out: Path
         "exclusion": "",
     }
     if plan["task"] == "segmentation":
-        mask, actions = module.load_mask(case, plan)
+        mask, actions = module.load_mask(case, plan)  # may add facts (roi_types, flags) to case.meta
         mask, cleaned = masks.clean(mask, image.shape, plan["labels"]["mask"], plan["curation"], case.mask)
         actions += cleaned
         present = sorted(set(np.unique(mask).tolist()) - {0})
-        if not present and plan["curation"]["empty_mask"] == "exclude":
-            row["exclusion"] = "empty_mask"
+        facts = curation.measures(mask)
         write_png(mask, out / "masks" / f"{case.case_id}.png", plan["png_compress_level"])
+        row.update(case.meta)
         row.update(mask=f"masks/{case.case_id}.png", mask_sha256=pixel_digest(mask),
                    mask_source=_rel(case.mask, root), cleaning=";".join(actions),
-                   mask_labels=" ".join(str(v) for v in present))
+                   mask_labels=" ".join(str(v) for v in present), **facts,
+                   exclusion=";".join(curation.exclusions(mask, case.meta, facts, plan["curation"])))
     write_png(image, out / "images" / f"{case.case_id}.png", plan["png_compress_level"])
     return row
 
@@ -105,10 +107,9 @@ def _fields(rows: list[dict]) -> list[str]:
 def _rel(path, root: Path) -> str:
     if path is None:
         return ""
-    try:
-        return Path(path).resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(path)
+    # abspath, not resolve: a gated dataset's root links to the folders its user placed
+    rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
+    return str(path) if rel.startswith("..") else Path(rel).as_posix()
 
 
 def _write_csv(dest: Path, rows: list[dict], fields: list[str]) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import __version__, qc, splits
+from . import __version__, curation, qc, splits
 from .atomic import atomic_dir, file_digest
 from .convert import PART, QUARANTINE, QUARANTINE_FIELDS
 from .errors import MedcurateError
@@ -20,7 +20,7 @@ log = logging.getLogger("medcurate.gather")
 
 LEAD = ["case_id", "patient_id", "split", "official_split", "image", "mask"]
 TAIL = ["width", "height", "source", "subset"]
-SEG = ["mask_source", "mask_labels", "mask_sha256", "cleaning"]
+SEG = ["mask_source", "mask_labels", "mask_area_fraction", "mask_components", "mask_sha256", "cleaning"]
 END = ["pixel_sha256", "curated", "exclusion"]
 
 
@@ -50,7 +50,7 @@ def gather(plan: dict, shard_dirs: list[Path], out: Path, fetch_records: list[di
         if not duplicates.empty:
             _csv(duplicates, stage / "qc" / "duplicates.csv")
         (stage / "qc").mkdir(exist_ok=True)
-        qc.montage(df, stage, plan, stage / "qc" / "montage.png")
+        qc.montage(df, stage, plan, stage / "qc" / "montage.png", len(quarantine))
         info = _dataset_json(plan, df, quarantine, duplicates, warnings, fetch_records)
         _json(info["counts"], stage / "qc" / "stats.json")
         _json(info, stage / "dataset.json")
@@ -77,7 +77,7 @@ def _columns(df: pd.DataFrame, plan: dict, label_columns: list[str]) -> list[str
 
 
 def _dataset_json(plan, df, quarantine, duplicates, warnings, fetch_records) -> dict:
-    by_reason = df.loc[df.exclusion != "", "exclusion"].str.split(":").str[0].value_counts()
+    by_reason = curation.exclusion_counts(df)
     counts = {
         "cases": len(df),
         "curated": int(df.curated.sum()),
@@ -86,7 +86,7 @@ def _dataset_json(plan, df, quarantine, duplicates, warnings, fetch_records) -> 
         "splits": {s: {"cases": int((df.split == s).sum()), "curated": int(((df.split == s) & (df.curated == 1)).sum()),
                        "patients": int(df.loc[df.split == s, "patient_id"].nunique())}
                    for s in ("train", "val", "test")},
-        "exclusions": {k: int(v) for k, v in sorted(by_reason.items())},
+        "exclusions": by_reason,
         "labels": {c: {k: int(v) for k, v in sorted(df.loc[df.curated == 1, c].value_counts().items())}
                    for c in plan["labels"].get("classes", {})},
         "duplicate_groups": int(duplicates["group"].nunique()) if not duplicates.empty else 0,

@@ -41,3 +41,16 @@ def clean(mask: np.ndarray, image_shape: tuple[int, ...], values: dict[str, int]
             actions.append(f"{name}:filled_holes:{added}px")
     return mask, actions
 
+
+
+def compose(shape: tuple[int, ...], layers: list[tuple[str, np.ndarray]], labels: dict) -> np.ndarray:
+    """One uint8 label map from (label name, boolean region) layers. Where regions of different
+    labels overlap, the label first in ``labels['overlap']`` (default: the mask table's order) wins."""
+    order = labels.get("overlap") or [k for k in labels["mask"] if k != "background"]
+    rank = {name: i for i, name in enumerate(order)}
+    out = np.zeros(shape[:2], np.uint8)
+    for name, region in sorted(layers, key=lambda layer: -rank.get(layer[0], -1)):
+        if name not in labels["mask"]:
+            raise ValueError(f"label {name!r} is not in the catalogue's mask table {sorted(labels['mask'])}")
+        out[region] = labels["mask"][name]
+    return out

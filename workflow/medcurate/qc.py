@@ -10,6 +10,7 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
 from .atomic import atomic_path
+from .curation import exclusion_counts
 
 THUMB = (160, 120)
 LABEL_H = 14
@@ -17,7 +18,8 @@ PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (245, 13
            (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)]
 
 
-def montage(df: pd.DataFrame, folder: Path, plan: dict, dest: Path) -> None:
+def montage(df: pd.DataFrame, folder: Path, plan: dict, dest: Path, quarantined: int = 0) -> None:
+    """A caption with the curation counts (per exclusion reason), then sample tiles."""
     curated = df[df["curated"] == 1].sort_values("case_id")
     n = plan["curation"]["qc_samples"]
     font = ImageFont.load_default()
@@ -33,13 +35,17 @@ def montage(df: pd.DataFrame, folder: Path, plan: dict, dest: Path) -> None:
         for value in classes:
             picks = curated[curated[column] == value].head(per_class)
             rows.append([(_thumb(Image.open(folder / r.image).convert("RGB")), f"{value}") for r in picks.itertuples()])
-    cols = max([len(r) for r in rows] + [1])
-    sheet = Image.new("RGB", (cols * THUMB[0], max(1, len(rows)) * (THUMB[1] + LABEL_H)), "white")
+    caption = _caption(df, plan, quarantined)
+    top = LABEL_H * len(caption) + 4
+    cols = max([len(r) for r in rows] + [6])
+    sheet = Image.new("RGB", (cols * THUMB[0], top + max(1, len(rows)) * (THUMB[1] + LABEL_H)), "white")
     draw = ImageDraw.Draw(sheet)
+    for i, line in enumerate(caption):
+        draw.text((4, 2 + i * LABEL_H), line, fill="black", font=font)
     for y, row in enumerate(rows):
         for x, (tile, text) in enumerate(row):
-            sheet.paste(tile, (x * THUMB[0] + (THUMB[0] - tile.width) // 2, y * (THUMB[1] + LABEL_H)))
-            draw.text((x * THUMB[0] + 2, y * (THUMB[1] + LABEL_H) + THUMB[1]), text[-26:], fill="black", font=font)
+            sheet.paste(tile, (x * THUMB[0] + (THUMB[0] - tile.width) // 2, top + y * (THUMB[1] + LABEL_H)))
+            draw.text((x * THUMB[0] + 2, top + y * (THUMB[1] + LABEL_H) + THUMB[1]), text[-26:], fill="black", font=font)
     with atomic_path(dest) as tmp:
         sheet.save(tmp, format="PNG")
 
@@ -57,3 +63,11 @@ def _overlay(folder: Path, row, plan: dict) -> Image.Image:
         hit = mask == value
         image[hit] = 0.55 * image[hit] + 0.45 * np.array(PALETTE[i % len(PALETTE)], np.float32)
     return _thumb(Image.fromarray(image.astype(np.uint8)))
+
+
+def _caption(df: pd.DataFrame, plan: dict, quarantined: int) -> list[str]:
+    excluded = exclusion_counts(df)
+    lines = [f"{plan['id']}: {len(df)} cases, {int(df['curated'].sum())} curated, {quarantined} quarantined"]
+    if excluded:
+        lines.append("excluded from the curated subset: " + ", ".join(f"{k} {v}" for k, v in excluded.items()))
+    return lines

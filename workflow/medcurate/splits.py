@@ -69,6 +69,14 @@ def assign(df: pd.DataFrame, dataset: str, curation: dict) -> list[str]:
         if (official == "").any():
             raise MedcurateError(dataset, "some cases have an official split and others none")
         df["split"] = official.where(~((official == "train") & (u < val)), "val")
+        if curation.get("split_conflicts") == "move_to_test":
+            # A publisher's split that puts one patient in train and test leaks; keep train clean.
+            spread = df.groupby("patient_id")["split"].nunique()
+            moved = sorted(spread[spread > 1].index)
+            if moved:
+                df.loc[df["patient_id"].isin(moved), "split"] = "test"
+                warnings.append(f"{len(moved)} patient(s) in several official splits moved wholly to test: {', '.join(moved[:20])}"
+                                + (" ..." if len(moved) > 20 else ""))
         # Linked patients (identical images) whose official splits differ are reported.
         linked = df.assign(group=df["patient_id"].map(groups)).groupby("group")
         for _, members in linked:

@@ -288,8 +288,10 @@ def _read_marker(dest: Path) -> dict | None:
 
 
 def unpack(archives: list[Path], dest: Path, *, limits: Limits = Limits(), nested: bool = True,
-           fingerprints: dict[str, str] | None = None) -> dict:
-    """Extract each archive into ``dest/<archive_stem>/`` (plain files are copied to ``dest/<name>``).
+           fingerprints: dict[str, str] | None = None, links: list[Path] = ()) -> dict:
+    """Extract each archive into ``dest/<archive_stem>/`` (plain files are copied to ``dest/<name>``;
+    each of ``links`` becomes a symlink ``dest/<name>``: a gated dataset's placed folders, too big
+    to copy and not ours to modify).
 
     ``dest`` is built in a staging folder and replaces any older ``dest`` only on success. If
     ``dest/.medcurate-unpack.json`` records the same inputs (by name and size, plus sha256 from
@@ -297,13 +299,14 @@ def unpack(archives: list[Path], dest: Path, *, limits: Limits = Limits(), neste
     Returns ``{"archives": [...], "nested": bool, "files": N, "bytes": N}``.
     """
     archives, dest = [Path(a) for a in archives], Path(dest)
-    inputs = [_identity(a, fingerprints) for a in archives]
+    links = [Path(os.path.abspath(p)) for p in links]
+    inputs = [_identity(a, fingerprints) for a in archives] + [{"name": p.name, "link": str(p)} for p in links]
     previous = _read_marker(dest)
     if previous and previous.get("archives") == inputs and previous.get("nested") == nested:
         log.info("%s is up to date", dest)
         return previous
 
-    names = [archive_stem(a.name) if is_archive(a.name) else a.name for a in archives]
+    names = [archive_stem(a.name) if is_archive(a.name) else a.name for a in archives] + [p.name for p in links]
     for name in names:
         if names.count(name) > 1 or name == MARKER:
             raise MedcurateError(dest, f"several inputs would unpack into {name!r}")
@@ -318,6 +321,8 @@ def unpack(archives: list[Path], dest: Path, *, limits: Limits = Limits(), neste
             else:
                 shutil.copyfile(path, stage / name)
                 os.chmod(stage / name, 0o644)
+        for path in links:
+            os.symlink(path, stage / path.name)
         files = nbytes = 0
         for dirpath, _, filenames in os.walk(stage):
             for name in filenames:

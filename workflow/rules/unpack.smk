@@ -1,5 +1,6 @@
-# Make a dataset's files ready: unpack the downloads of an open dataset, or check the files a user
-# placed for a gated one. Either way the result is resources/ready/<dataset>.json naming the root.
+# Make a dataset's files ready: unpack the downloads of an open dataset, or check what a user placed
+# for a gated one (unpacking placed archives, linking placed folders, adding any downloads).
+# Either way the result is resources/ready/<dataset>.json naming the root.
 
 
 rule unpack_archives:
@@ -22,15 +23,19 @@ rule unpack_archives:
 
 
 rule check_manual:
+    input:
+        fetched_records,
     output:
         f"{RES}/ready/{{dataset}}.json",
     log:
         f"{LOGS}/check_manual/{{dataset}}.log",
     params:
         plan=plan_file,
+        dest=lambda wc: f"{RES}/unpacked/{wc.dataset}",
     wildcard_constraints:
         dataset=MANUAL_DATASETS,
     conda:
         ENV
     shell:
-        "python -m medcurate check-manual --plan {params.plan:q} --out {output:q} > {log:q} 2>&1"
+        "python -m medcurate check-manual --plan {params.plan:q} --records {input:q}"
+        " --dest {params.dest:q} --out {output:q} > {log:q} 2>&1"

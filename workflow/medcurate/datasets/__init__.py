@@ -1,14 +1,17 @@
 """Dataset modules: each holds only its dataset's quirks.
 
 A module defines ``cases(root, plan) -> list[Case]`` (enumerate cases, labels, official split,
-image and mask sources). It may define ``load_image(case, plan)`` and ``load_mask(case, plan)``
-where the generic readers do not fit. Everything else (sharding, PNG writing, cleaning,
+image and mask sources). It may define ``load_image(case, plan)`` and ``load_mask(case, plan) -> (mask, actions)``
+where the generic readers do not fit; ``load_mask`` may add facts to ``case.meta`` (``roi_types``,
+flags such as ``mask_resized``) that land in the manifest and drive the curation rules. Everything else (sharding, PNG writing, cleaning,
 splitting, manifests, reports) is generic.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,9 +43,19 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
 
 
+def files(root: Path, pattern: str = "*") -> list[Path]:
+    """Files below ``root`` whose name matches ``pattern`` (fnmatch, case-sensitive), sorted.
+    Unlike Path.rglob this follows symlinks: a gated dataset's root links to the placed folders."""
+    hits = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames.sort()
+        hits += [Path(dirpath, n) for n in fnmatch.filter(filenames, pattern) if not n.startswith("._")]
+    return sorted(hits)
+
+
 def find_one(root: Path, name: str) -> Path:
     """The one file called ``name`` anywhere under ``root`` (publishers nest top folders inconsistently)."""
-    hits = sorted(p for p in root.rglob(name) if p.is_file())
+    hits = files(root, name)
     if not hits:
         raise MedcurateError(root, f"expected file '{name}' not found anywhere below it: is the download complete?")
     if len(hits) > 1:

@@ -1,39 +1,21 @@
-"""The sample mirror: small deterministic archives in each publisher's real layout.
-
-Names, folders, delimiters, header quirks (the 'Train ' trailing space, BOMs, two-space headers),
-mask colours and nested zips follow ../shared/docs/DATASETS.md and the real excerpts in
-../shared/realdata; pixel content is synthetic. ``medcurate samples --out DIR`` writes them and
-prints the sha256 pins that config/sample.yaml carries.
-"""
+"""Sample archives of the three fetal ultrasound datasets (Zenodo layouts, real quirks)."""
 
 from __future__ import annotations
 
-import csv
-import io
-import tarfile
-import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .atomic import atomic_path, file_digest
+from . import csv_bytes, png_bytes, seeded, write_tar_xz, write_zip, zip_bytes
 
-ZIP_TIME = (2020, 6, 22, 12, 0, 0)
-TAR_MTIME = 1673827200  # 2023-01-16, the African record's publication date
-
-# ---------------------------------------------------------------- synthetic pixels
-
-
-def _rng(name: str) -> np.random.Generator:
-    return np.random.default_rng(zlib.crc32(name.encode()))
+DATASETS = ("fetal_planes_db", "african_fetal_planes", "fetal_head_biometry")
 
 
 def ultrasound(name: str, size: tuple[int, int], rgb: bool = False) -> bytes:
     """A smooth fan-shaped ultrasound-like frame (compresses well, deterministic per name)."""
     w, h = size
-    rng = _rng(name)
+    rng = seeded(name)
     coarse = rng.integers(20, 200, size=(12, 16), dtype=np.uint8)
     tex = np.asarray(Image.fromarray(coarse).resize((w, h), Image.Resampling.BILINEAR), np.float32)
     yy, xx = np.mgrid[0:h, 0:w]
@@ -46,19 +28,13 @@ def ultrasound(name: str, size: tuple[int, int], rgb: bool = False) -> bytes:
     draw.ellipse([cx - w * 0.15, cy - h * 0.12, cx + w * 0.15, cy + h * 0.12], outline=235, width=4)
     if rgb:
         im = im.convert("RGB")
-    return _png(im)
-
-
-def _png(im: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, format="PNG", compress_level=6)
-    return buf.getvalue()
+    return png_bytes(im)
 
 
 def head_mask(name: str, size: tuple[int, int], colours: dict[str, tuple[int, int, int]], with_lv: bool) -> bytes:
     """Colour-coded head mask: brain ellipse, CSP and LV as rotated rectangles (no anti-aliasing)."""
     w, h = size
-    rng = _rng(name + "/mask")
+    rng = seeded(name + "/mask")
     im = Image.new("RGB", size, colours["background"])
     draw = ImageDraw.Draw(im)
     cx, cy = w * (0.45 + 0.1 * rng.random()), h * (0.45 + 0.1 * rng.random())
@@ -66,52 +42,13 @@ def head_mask(name: str, size: tuple[int, int], colours: dict[str, tuple[int, in
     draw.polygon(_rect(cx - w * 0.08, cy, w * 0.05, h * 0.04, rng.random()), fill=colours["csp"])
     if with_lv:
         draw.polygon(_rect(cx + w * 0.1, cy - h * 0.05, w * 0.06, h * 0.03, rng.random()), fill=colours["lv"])
-    return _png(im)
+    return png_bytes(im)
 
 
 def _rect(cx: float, cy: float, hw: float, hh: float, turn: float) -> list[tuple[float, float]]:
     a = (turn - 0.5) * 0.8
     c, s = np.cos(a), np.sin(a)
     return [(cx + x * c - y * s, cy + x * s + y * c) for x, y in ((-hw, -hh), (hw, -hh), (hw, hh), (-hw, hh))]
-
-
-# ---------------------------------------------------------------- deterministic archives
-
-
-def zip_bytes(members: dict[str, bytes]) -> bytes:
-    """A zip with fixed timestamps and modes, members in the given order."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in members.items():
-            info = zipfile.ZipInfo(name, ZIP_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, data, compresslevel=6)
-    return buf.getvalue()
-
-
-def write_zip(dest: Path, members: dict[str, bytes]) -> None:
-    with atomic_path(dest) as tmp:
-        tmp.write_bytes(zip_bytes(members))
-
-
-def write_tar_xz(dest: Path, members: dict[str, bytes]) -> None:
-    dirs = sorted({str(Path(n).parents[i]) for n in members for i in range(len(Path(n).parents) - 1)})
-    with atomic_path(dest) as tmp, tarfile.open(tmp, "w:xz", format=tarfile.GNU_FORMAT, preset=6) as tf:
-        for d in dirs:
-            info = tarfile.TarInfo(d)
-            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, TAR_MTIME
-            tf.addfile(info)
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, TAR_MTIME
-            tf.addfile(info, io.BytesIO(data))
-
-
-def _csv(rows: list[list[str]], delimiter: str) -> bytes:
-    buf = io.StringIO()
-    csv.writer(buf, delimiter=delimiter, lineterminator="\n").writerows(rows)
-    return buf.getvalue().encode()
 
 
 # ---------------------------------------------------------------- FETAL_PLANES_DB
@@ -154,7 +91,7 @@ def fetal_planes_db(out: Path) -> list[Path]:
                 rows.append([stem, str(patient), PLANE_INDEX[plane], sub, operators[n % len(operators)], machine, train + " "])
                 images[stem] = images[FETAL_DUPLICATES[stem]] if stem in FETAL_DUPLICATES else ultrasound(stem, FETAL_SIZES[n % 6])
                 n += 1
-    members = {"FETAL_PLANES_DB_data.csv": _csv(rows, ";")}
+    members = {"FETAL_PLANES_DB_data.csv": csv_bytes(rows, ";")}
     members.update({f"Images/{stem}.png": data for stem, data in sorted(images.items())})
     dest = out / "fetal_planes_db" / "FETAL_PLANES_ZENODO.zip"
     write_zip(dest, members)
@@ -189,7 +126,7 @@ def african_fetal_planes(out: Path) -> list[Path]:
                 twin = AFRICAN_SAME_WOMAN.get((center, num))
                 seed = f"patient{twin[1]:03d}_{code}_plane{plane}" if twin else stem
                 members[f"Zenodo_dataset/{center}/{stem}.png"] = ultrasound(seed, size)
-    members = {"Zenodo_dataset/African_planes_database.csv": _csv(rows, ","), **dict(sorted(members.items()))}
+    members = {"Zenodo_dataset/African_planes_database.csv": csv_bytes(rows, ","), **dict(sorted(members.items()))}
     dest = out / "african_fetal_planes" / "Zenodo_dataset.tar.xz"
     write_tar_xz(dest, members)
     return [dest]
@@ -236,7 +173,7 @@ def fetal_head_biometry(out: Path) -> list[Path]:
         annotated = stems[:-1] if subset == "Trans-ventricular" else stems  # one image without a mask
         members = {f"{subset}/{s}.png": ultrasound(s, HEAD_SIZE, rgb=True) for s in stems}
         rows = [["Label", px_header]] + [[f"{s}.png", f"{0.1 + 0.01 * i:.4f}"] for i, s in enumerate(stems)]
-        members[csv_name] = b"\xef\xbb\xbf" + _csv(rows, ",")
+        members[csv_name] = b"\xef\xbb\xbf" + csv_bytes(rows, ",")
         members[city] = _cityscapes(annotated, masks)
         voc = _voc_export(annotated, masks, GREEN)
         if style == "zip":
@@ -255,16 +192,3 @@ def fetal_head_biometry(out: Path) -> list[Path]:
     dest = out / "fetal_head_biometry" / "Diverse Fetal Head Images.zip"
     write_zip(dest, members)
     return dests + [dest]
-
-
-BUILDERS = {"fetal_planes_db": fetal_planes_db, "african_fetal_planes": african_fetal_planes,
-            "fetal_head_biometry": fetal_head_biometry}
-
-
-def build(out: Path, datasets: list[str] | None = None) -> dict[str, str]:
-    """Write the mirror; return '<dataset>/<file>' -> sha256 pins."""
-    pins = {}
-    for ds in datasets or list(BUILDERS):
-        for path in BUILDERS[ds](out):
-            pins[f"{ds}/{path.name}"] = file_digest(path)
-    return pins
