@@ -57,3 +57,28 @@ def snakemake_exe() -> str:
 @pytest.fixture
 def snakemake_bin() -> str:
     return snakemake_exe()
+
+
+def sample_plan(dataset: str) -> dict:
+    """A dataset's plan as the offline demo (config/sample.yaml) resolves it."""
+    import yaml
+
+    from medcurate import catalogue
+
+    raw = yaml.safe_load((ROOT / "config" / "sample.yaml").read_text())
+    config = catalogue.load_config({**raw, "datasets": [dataset]}, ROOT)
+    return catalogue.plan(catalogue.load_catalogue(config)[dataset], config)
+
+
+def prepared(mirror: Path, plan: dict, dest: Path) -> Path:
+    """Assemble a gated dataset's root from a sample mirror the way the check_manual job does:
+    the mirror's <id>/manual/ folder stands in for the user's folder, its other files for downloads."""
+    from medcurate.atomic import file_digest
+    from medcurate.manual import prepare
+    from medcurate.unpack import Limits
+
+    folder = mirror / plan["id"]
+    downloads = [{"name": s["name"], "path": str(folder / s["name"]), "sha256": file_digest(folder / s["name"])}
+                 for s in plan["sources"]]
+    prepare({**plan, "manual_dir": str(folder / "manual")}, downloads, dest, Limits())
+    return dest
