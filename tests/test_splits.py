@@ -343,3 +343,16 @@ def test_unit_hash_is_the_same_in_a_fresh_interpreter():
                          text=True, check=True, env={"PYTHONHASHSEED": "12345", "PYTHONIOENCODING": "utf-8"})
     fresh = [float(line) for line in out.stdout.split()]
     assert fresh == [splits.unit_hash(d, k) for d, k in SAMPLES]
+
+
+def test_patient_in_two_official_splits_fails_or_moves_wholly_to_test():
+    """CBIS-DDSM's official split puts some women in train (mass) and test (calc)."""
+    df = pd.DataFrame({"case_id": ["a", "b", "c"], "patient_id": ["P_1", "P_1", "P_2"],
+                       "official_split": ["train", "test", "train"], "exclusion": "", "pixel_sha256": ["1", "2", "3"]})
+    splits.assign(df, "ds", {"val_fraction": 0.0, "test_fraction": 0.2})
+    with pytest.raises(MedcurateError, match="P_1: test/train"):
+        splits.check_disjoint(df, "ds")
+    warnings = splits.assign(df, "ds", {"val_fraction": 0.0, "test_fraction": 0.2, "split_conflicts": "move_to_test"})
+    assert list(df["split"]) == ["test", "test", "train"] and list(df["official_split"]) == ["train", "test", "train"]
+    assert warnings == ["1 patient(s) in several official splits moved wholly to test: P_1"]
+    splits.check_disjoint(df, "ds")

@@ -1,0 +1,122 @@
+"""The manual route of gated datasets: placed archives unpacked, placed folders linked (never
+copied or modified), downloads added, expected items found at any depth, clear instructions."""
+
+import json
+import os
+import zipfile
+
+import pytest
+
+from medcurate.atomic import file_digest
+from medcurate.datasets import files, find_one
+from medcurate.errors import ManualDataError, UnsafeArchiveError
+from medcurate.manual import prepare
+from medcurate.unpack import Limits
+
+EXPECTED = [{"path": "AllDICOMs", "kind": "dir"}, {"path": "AllXML", "kind": "dir"}, {"path": "INbreast.csv"}]
+
+
+def _plan(folder, expected=EXPECTED, pins=None):
+    return {"id": "gated", "name": "Gated set", "manual_dir": str(folder), "manual_pins": pins or {},
+            "unpack": {"nested": True},
+            "access": {"mode": "manual", "request_url": "https://example.org/ask", "instructions": "Sign the form.",
+                       "expected": expected}}
+
+
+def _release_zip(path, top="INbreast Release 1.0/"):
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(f"{top}AllDICOMs/1_a_MG_L_CC_ANON.dcm", b"x")
+        zf.writestr(f"{top}AllXML/1.xml", b"<plist/>")
+        zf.writestr(f"{top}INbreast.csv", b"a;b\n")
+    return path
+
+
+def test_placed_archive_is_unpacked_and_expected_items_found_at_any_depth(tmp_path):
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    _release_zip(manual / "INbreast.zip")
+    ready = prepare(_plan(manual), [], tmp_path / "root", Limits())
+    root = tmp_path / "root"
+    assert ready["root"] == str(root.resolve())
+    assert find_one(root, "INbreast.csv") == root / "INbreast" / "INbreast Release 1.0" / "INbreast.csv"
+    [placed] = ready["sources"]
+    assert placed["name"] == "INbreast.zip" and placed["sha256"] == file_digest(manual / "INbreast.zip")
+    assert placed["checksum_source"] == "computed"
+
+
+def test_placed_folders_are_linked_not_copied_and_downloads_added(tmp_path):
+    manual = tmp_path / "manual"
+    (manual / "AllDICOMs").mkdir(parents=True)
+    (manual / "AllDICOMs" / "1_a_MG_L_CC_ANON.dcm").write_bytes(b"x")
+    (manual / "AllXML").mkdir()
+    (manual / "AllXML" / "1.xml").write_bytes(b"<plist/>")
+    csv = tmp_path / "downloads" / "INbreast.csv"
+    csv.parent.mkdir()
+    csv.write_text("a;b\n")
+    downloads = [{"name": "INbreast.csv", "path": str(csv), "sha256": file_digest(csv), "url": "https://x/INbreast.csv"}]
+    ready = prepare(_plan(manual), downloads, tmp_path / "root", Limits())
+    root = tmp_path / "root"
+    assert (root / "AllDICOMs").is_symlink() and os.readlink(root / "AllDICOMs") == str(manual / "AllDICOMs")
+    assert files(root, "*.dcm") == [root / "AllDICOMs" / "1_a_MG_L_CC_ANON.dcm"]  # links are followed
+    assert (root / "INbreast.csv").read_text() == "a;b\n" and not (root / "INbreast.csv").is_symlink()
+    assert {s["name"] for s in ready["sources"]} == {"INbreast.csv", "AllDICOMs", "AllXML"}
+    assert all("path" not in s for s in ready["sources"])
+    # Running again with nothing changed is a no-op; the placed folder was never written to.
+    before = sorted(p.name for p in manual.rglob("*"))
+    prepare(_plan(manual), downloads, root, Limits())
+    assert sorted(p.name for p in manual.rglob("*")) == before
+
+
+@pytest.mark.parametrize("setup, problems", [
+    ("nothing", ["is missing or empty", "missing or empty folder: AllDICOMs/", "missing file: INbreast.csv"]),
+    ("partial", ["missing or empty folder: AllXML/"]),
+])
+def test_missing_items_fail_with_instructions(tmp_path, setup, problems):
+    manual = tmp_path / "manual"
+    if setup == "partial":
+        (manual / "AllDICOMs").mkdir(parents=True)
+        (manual / "AllDICOMs" / "a.dcm").write_bytes(b"x")
+        (manual / "INbreast.csv").write_text("x")
+    with pytest.raises(ManualDataError) as err:
+        prepare(_plan(manual), [], tmp_path / "root", Limits())
+    text = str(err.value)
+    assert err.value.path == str(manual)
+    assert "https://example.org/ask" in text and "Sign the form." in text and str(manual) in text
+    assert all(p in text for p in problems)
+
+
+def test_wrong_checksum_of_an_expected_file_is_named(tmp_path):
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    (manual / "INbreast.csv").write_text("changed")
+    expected = [{"path": "INbreast.csv", "sha256": "0" * 64}]
+    with pytest.raises(ManualDataError, match="INbreast.csv: sha256 expected 0{64}, actual"):
+        prepare(_plan(manual, expected), [], tmp_path / "root", Limits())
+
+
+def test_pinned_archive_in_sample_mode_must_match(tmp_path):
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    _release_zip(manual / "INbreast.zip")
+    with pytest.raises(ManualDataError) as err:
+        prepare(_plan(manual, pins={"INbreast.zip": "f" * 64}), [], tmp_path / "root", Limits())
+    assert err.value.path == str(manual / "INbreast.zip") and "sha256 expected" in err.value.reason
+    ready = prepare(_plan(manual, pins={"INbreast.zip": file_digest(manual / "INbreast.zip")}), [], tmp_path / "root", Limits())
+    assert ready["sources"][0]["checksum_source"] == "pinned"
+
+
+def test_hostile_placed_archive_is_refused_and_nothing_promoted(tmp_path):
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    with zipfile.ZipFile(manual / "evil.zip", "w") as zf:
+        zf.writestr("../../escaped.txt", b"x")
+    with pytest.raises(UnsafeArchiveError, match="evil.zip"):
+        prepare(_plan(manual), [], tmp_path / "root", Limits())
+    assert not (tmp_path / "root").exists() and not (tmp_path / "escaped.txt").exists()
+
+
+def test_ready_record_is_json_serialisable(tmp_path):
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    _release_zip(manual / "INbreast.zip")
+    json.dumps(prepare(_plan(manual), [], tmp_path / "root", Limits()))

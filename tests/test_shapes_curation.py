@@ -1,0 +1,118 @@
+"""The one contour convention (shapes), label composition and the curated-subset rules."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from medcurate import curation, masks, shapes
+
+LABELS = {"mask": {"background": 0, "mass": 1, "calcification": 2}}
+RULES = {"empty_mask": "keep"}
+
+
+def test_polygon_includes_exactly_the_pixels_whose_centres_are_inside():
+    # Square with corners at pixel centres 2..5: centres on the edge count (skimage's convention
+    # is closed on this grid), so 4x4 pixels; a square between centres (1.5..5.5) holds 4x4 too.
+    mask, degenerate = shapes.polygon([1.5, 5.5, 5.5, 1.5], [1.5, 1.5, 5.5, 5.5], (8, 8))
+    assert not degenerate
+    assert mask.sum() == 16 and mask[2:6, 2:6].all()
+
+
+def test_polygon_area_is_unbiased_for_a_large_contour():
+    a = np.linspace(0, 2 * np.pi, 400, endpoint=False)
+    xs, ys = 500 + 300 * np.cos(a), 400 + 200 * np.sin(a)
+    mask, _ = shapes.polygon(xs, ys, (800, 1000))
+    shoelace = 0.5 * abs(np.dot(xs, np.roll(ys, 1)) - np.dot(ys, np.roll(xs, 1)))
+    assert abs(mask.sum() - shoelace) / shoelace < 0.001
+
+
+def test_polygon_outside_the_image_is_clipped_and_wholly_outside_is_empty():
+    mask, _ = shapes.polygon([-10, 5, 5, -10], [-10, -10, 5, 5], (20, 20))
+    assert mask.sum() == 36 and mask[:6, :6].all()
+    outside, degenerate = shapes.polygon([30, 40, 40], [30, 30, 40], (20, 20))
+    assert not outside.any() and degenerate
+
+
+def test_thin_polygon_keeps_its_vertices_and_says_so():
+    mask, degenerate = shapes.polygon([3.2, 3.3, 7.1], [4.0, 4.1, 4.2], (10, 10))
+    assert degenerate and mask[4, 3] and mask[4, 7] and mask.sum() == 2
+
+
+def test_ellipse_rotation_is_clockwise_as_displayed():
+    # theta = +45 degrees turns the long x axis towards +y (down): lower-right and upper-left lit.
+    mask, _ = shapes.ellipse(20, 20, 15, 2, (41, 41), theta=np.pi / 4)
+    assert mask[30, 30] and mask[10, 10] and not mask[10, 30] and not mask[30, 10]
+    flat, _ = shapes.ellipse(20, 20, 15, 2, (41, 41))
+    assert flat[20, 6] and flat[20, 34] and not flat[10, 20]
+
+
+def test_circle_and_point():
+    disk, _ = shapes.circle(10, 10, 3, (21, 21))
+    assert disk.sum() == 25  # centres at distance < 3 (the four at exactly 3 are on the boundary)
+    assert shapes.point(10, 10, 0, (21, 21)).sum() == 1
+    assert shapes.point(10, 10, 3, (21, 21)).sum() == 25
+    assert not shapes.point(25, 5, 3, (21, 21))[:, :18].any()  # partly outside: clipped
+    assert not shapes.point(40, 40, 0, (21, 21)).any()  # wholly outside: dropped
+
+
+def test_compose_overlap_priority_follows_the_catalogue():
+    mass = np.zeros((5, 5), bool)
+    mass[1:4, 1:4] = True
+    calc = np.zeros((5, 5), bool)
+    calc[2, 2] = True
+    out = masks.compose((5, 5), [("calcification", calc), ("mass", mass)], LABELS)
+    assert out[2, 2] == 1 and out[1, 1] == 1  # mask order: mass listed first wins
+    out = masks.compose((5, 5), [("mass", mass), ("calcification", calc)], {**LABELS, "overlap": ["calcification", "mass"]})
+    assert out[2, 2] == 2 and out[1, 1] == 1 and out.dtype == np.uint8
+    with pytest.raises(ValueError, match="tumour"):
+        masks.compose((5, 5), [("tumour", mass)], LABELS)
+
+
+def _blob(shape=(200, 200)):
+    a = np.linspace(0, 2 * np.pi, 60, endpoint=False)
+    r = 40 * (1 + 0.25 * np.sin(5 * a))
+    return shapes.polygon(100 + r * np.cos(a), 100 + r * np.sin(a), shape)[0]
+
+
+def test_crude_shapes_flag_boxes_and_ovals_but_not_traced_outlines():
+    options = {"box_fill": 0.97, "ellipse_iou": 0.97, "min_area": 64}
+    box = np.zeros((200, 200), bool)
+    box[50:90, 30:120] = True
+    oval = shapes.ellipse(100, 80, 50, 20, (200, 200), theta=0.4)[0]
+    assert curation.crude_components(box, options) == ["box"]
+    assert curation.crude_components(oval, options) == ["oval"]
+    assert curation.crude_components(_blob(), options) == []
+    tiny = np.zeros((200, 200), bool)
+    tiny[5:10, 5:10] = True  # 25 px box: too small to judge
+    assert curation.crude_components(tiny, options) == []
+
+
+def _reasons(mask, meta=None, **rules):
+    mask = mask.astype(np.uint8)
+    return curation.exclusions(mask, meta or {}, curation.measures(mask), {**RULES, **rules})
+
+
+def test_exclusion_rules_each_give_their_reason():
+    blob = _blob()
+    assert _reasons(blob) == []
+    assert _reasons(np.zeros((10, 10)), empty_mask="exclude") == ["empty_mask"]
+    assert _reasons(blob, {"roi_types": "ellipse freehand point"}, allowed_roi_types=["freehand", "point"]) == ["roi_type:ellipse"]
+    assert _reasons(blob, {"roi_types": "freehand"}, allowed_roi_types=["freehand"]) == []
+    assert _reasons(blob, {"mask_resized": 1}, exclude_flags=["mask_resized"]) == ["mask_resized"]
+    assert _reasons(blob, {"mask_resized": 0}, exclude_flags=["mask_resized"]) == []
+    assert _reasons(blob, area_fraction={"min": 0.5, "max": 1}) == ["area_fraction"]
+    two = blob.copy()
+    two[:5, :5] = True
+    assert _reasons(two, max_components=1) == ["components"]
+    box = np.zeros((200, 200), bool)
+    box[50:90, 30:120] = True
+    assert _reasons(box, crude_shapes={"box_fill": 0.97, "ellipse_iou": 0.97, "min_area": 64}) == ["crude_shape:box"]
+
+
+def test_measures_and_exclusion_counts():
+    m = np.zeros((10, 10), np.uint8)
+    m[0, 0] = 1
+    m[5:7, 5:7] = 2
+    assert curation.measures(m) == {"mask_area_fraction": 0.05, "mask_components": 2}
+    df = pd.DataFrame({"exclusion": ["", "roi_type:ellipse;crude_shape:oval", "roi_type:ellipse", "empty_mask"]})
+    assert curation.exclusion_counts(df) == {"crude_shape": 1, "empty_mask": 1, "roi_type": 2}
