@@ -235,10 +235,15 @@ def test_minmax_scales_min_to_0_and_max_to_255():
 
 
 @pytest.mark.parametrize("options", [{"output": "float"}, {"output": "uint8", "window": "auto"},
-                                     {"output": "uint16", "window": "voi"}, {"frame": 0}])
+                                     {"output": "uint16", "window": "auto"}, {"frame": 0}])
 def test_bad_options_are_the_callers_error(options):
     with pytest.raises(ValueError):
         read_dicom(MR_SMALL, options)
+
+
+def test_window_is_ignored_for_lossless_output():
+    """The config's default window (voi) must not stop the default uint16 output."""
+    np.testing.assert_array_equal(read_dicom(MR_SMALL, {"output": "uint16", "window": "voi"}), read_dicom(MR_SMALL))
 
 
 # --- bad files --------------------------------------------------------------------------------

@@ -380,3 +380,14 @@ def test_pixel_digest_depends_on_pixels_only():
     b[9, 11, 2] ^= 1
     assert images.pixel_digest(a) != images.pixel_digest(b)
     assert len(images.pixel_digest(a)) == 64
+
+
+def test_montage_stretches_16_bit_images_instead_of_clipping(tmp_path):
+    """Mammograms are 16-bit: a plain convert('RGB') would show them white."""
+    from medcurate import qc
+    from medcurate.images import write_png
+
+    px = np.linspace(1000, 3000, 64 * 48).reshape(48, 64).astype(np.uint16)
+    write_png(px, tmp_path / "m.png", 1)
+    rgb = np.asarray(qc._rgb(tmp_path / "m.png"))
+    assert rgb.shape == (48, 64, 3) and rgb.min() == 0 and rgb.max() == 255 and len(np.unique(rgb)) > 200

@@ -82,10 +82,10 @@ def _parse_options(options: dict | None) -> tuple[str, str | None]:
     if unknown:
         raise ValueError(f"unknown read_dicom options {sorted(unknown)}")
     output, window = opts["output"], opts.get("window")
+    if window not in (None, "voi", "minmax"):
+        raise ValueError(f"read_dicom: window must be 'voi' or 'minmax', not {window!r}")
     if output == "uint16":
-        if window is not None:
-            raise ValueError("read_dicom: 'window' applies only to output 'uint8'")
-        return output, None
+        return output, None  # the window (a config default) applies only to uint8 output
     if output == "uint8":
         window = window or "voi"
         if window not in ("voi", "minmax"):

@@ -34,7 +34,7 @@ def montage(df: pd.DataFrame, folder: Path, plan: dict, dest: Path, quarantined:
         rows = []
         for value in classes:
             picks = curated[curated[column] == value].head(per_class)
-            rows.append([(_thumb(Image.open(folder / r.image).convert("RGB")), f"{value}") for r in picks.itertuples()])
+            rows.append([(_thumb(_rgb(folder / r.image)), f"{value}") for r in picks.itertuples()])
     caption = _caption(df, plan, quarantined)
     top = LABEL_H * len(caption) + 4
     cols = max([len(r) for r in rows] + [6])
@@ -56,8 +56,18 @@ def _thumb(im: Image.Image) -> Image.Image:
     return im
 
 
+def _rgb(path: Path) -> Image.Image:
+    """8-bit RGB for display; 16-bit grey (mammograms) is stretched min..max, not clipped at 255."""
+    im = Image.open(path)
+    if im.mode in ("I", "I;16", "I;16B"):
+        px = np.asarray(im, dtype=np.float32)
+        lo, hi = float(px.min()), float(px.max())
+        im = Image.fromarray(((px - lo) * (255 / max(hi - lo, 1))).astype(np.uint8))
+    return im.convert("RGB")
+
+
 def _overlay(folder: Path, row, plan: dict) -> Image.Image:
-    image = np.asarray(Image.open(folder / row.image).convert("RGB"), dtype=np.float32)
+    image = np.asarray(_rgb(folder / row.image), dtype=np.float32)
     mask = np.asarray(Image.open(folder / row.mask))
     for i, value in enumerate(sorted(v for v in plan["labels"]["mask"].values() if v)):
         hit = mask == value
