@@ -11,8 +11,7 @@ RULES = {"empty_mask": "keep"}
 
 
 def test_polygon_includes_exactly_the_pixels_whose_centres_are_inside():
-    # Square with corners at pixel centres 2..5: centres on the edge count (skimage's convention
-    # is closed on this grid), so 4x4 pixels; a square between centres (1.5..5.5) holds 4x4 too.
+    # A square between pixel centres (1.5..5.5) holds the 4x4 centres 2..5.
     mask, degenerate = shapes.polygon([1.5, 5.5, 5.5, 1.5], [1.5, 1.5, 5.5, 5.5], (8, 8))
     assert not degenerate
     assert mask.sum() == 16 and mask[2:6, 2:6].all()
@@ -28,7 +27,7 @@ def test_polygon_area_is_unbiased_for_a_large_contour():
 
 def test_polygon_outside_the_image_is_clipped_and_wholly_outside_is_empty():
     mask, _ = shapes.polygon([-10, 5, 5, -10], [-10, -10, 5, 5], (20, 20))
-    assert mask.sum() == 36 and mask[:6, :6].all()
+    assert mask.sum() == 25 and mask[:5, :5].all()
     outside, degenerate = shapes.polygon([30, 40, 40], [30, 30, 40], (20, 20))
     assert not outside.any() and degenerate
 
@@ -116,3 +115,12 @@ def test_measures_and_exclusion_counts():
     assert curation.measures(m) == {"mask_area_fraction": 0.05, "mask_components": 2}
     df = pd.DataFrame({"exclusion": ["", "roi_type:ellipse;crude_shape:oval", "roi_type:ellipse", "empty_mask"]})
     assert curation.exclusion_counts(df) == {"crude_shape": 1, "empty_mask": 1, "roi_type": 2}
+
+
+def test_integer_vertex_polygons_follow_the_half_open_rule():
+    """VIA vertices are integers: a 10x10 square is 100 pixels, and two squares sharing an edge
+    do not both claim it."""
+    left, _ = shapes.polygon([0, 10, 10, 0], [0, 0, 10, 10], (20, 30))
+    right, _ = shapes.polygon([10, 20, 20, 10], [0, 0, 10, 10], (20, 30))
+    assert left.sum() == 100 and right.sum() == 100 and not (left & right).any()
+    assert left[0, 0] and not left[10, 5] and not left[5, 10]

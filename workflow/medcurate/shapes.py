@@ -1,11 +1,12 @@
 """Rasterise annotation shapes (polygons, ellipses, circles, points) into boolean masks.
 
 One contour convention for every dataset: pixel (row r, column c) is the unit square centred on
-(x=c, y=r); a shape includes the pixels whose CENTRE lies inside it (skimage.draw). So the pixel
-count is an unbiased estimate of the shape's geometric area (a half-perimeter rim is neither added
-nor lost), and a contour drawn at a different resolution keeps its area. Vertices outside the image
-are clipped (a shape wholly outside gives an empty mask). A shape too thin to cover any pixel centre keeps the pixels under its vertices, so a
-finding is never silently lost (the caller is told, to record it).
+(x=c, y=r); a shape includes the pixels whose CENTRE lies inside it (skimage.draw), a centre exactly
+on a polygon edge by the half-open top-left rule. So the pixel count is an unbiased estimate of the
+shape's geometric area (no half-perimeter rim added or lost) and shapes sharing an edge do not
+overlap. Vertices outside the image are clipped (a shape wholly outside gives an empty mask). A
+shape too thin to cover any pixel centre keeps the pixels under its vertices, so a finding is never
+silently lost (the caller is told, to record it).
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ from __future__ import annotations
 import numpy as np
 from skimage import draw
 
+EDGE = 1e-6
+
 
 def polygon(xs, ys, shape: tuple[int, int]) -> tuple[np.ndarray, bool]:
     """Closed polygon through (xs, ys) in pixel coordinates. Returns (mask, degenerate)."""
     xs, ys = np.asarray(xs, float), np.asarray(ys, float)
     mask = np.zeros(shape[:2], bool)
-    rr, cc = draw.polygon(ys, xs, shape[:2])
+    # Half-open (top-left) rule: a centre exactly on a left/top edge is in, on a right/bottom edge
+    # out, so integer-vertex shapes tile without double counting (a 10x10 square is 100 pixels).
+    rr, cc = draw.polygon(ys - EDGE, xs - EDGE, shape[:2])
     mask[rr, cc] = True
     if mask.any() or not len(xs):
         return mask, False
