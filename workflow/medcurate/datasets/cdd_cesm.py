@@ -1,0 +1,467 @@
+"""CDD-CESM (TCIA) quirks: low-energy (DM) and subtracted (CESM) mammograms with VIA outlines.
+
+- Images (JPEG) come only through TCIA's Aspera package: ``CDD-CESM/Low energy images of CDD-CESM/``
+  holds ``P<id>_<L|R>_DM_<CC|MLO>.jpg``, ``CDD-CESM/Subtracted images of CDD-CESM/`` the
+  ``..._CM_...`` files. A file in the other kind's folder is quarantined.
+- Metadata: the xlsx, sheet 'all' (one row per image; other sheets are per-finding subsets).
+  Image_name has no extension and some values carry stray trailing spaces ('P10_R_DM_CC ');
+  names are stripped before joining (a third-party converter also renames 'NAME .jpg' files, so
+  file names are stripped the same way). Type says DM | CESM where names say _DM_ | _CM_;
+  Type, Patient_ID, Side and View are cross-checked against the name (a contradiction quarantines
+  the image). Four names occur twice as identical rows (P99/P281 L MLO): collapsed; differing
+  duplicates are quarantined. "Breast density (ACR)" is '_' on CESM rows (not applicable) -> empty;
+  BIRADS is an int or a '$'-joined string ('3$2', one value per finding).
+- Outlines: the VGG Image Annotator (VIA 1.x) CSV export, header '#filename,...'; one row per
+  region, region_shape_attributes as JSON: polygon (all_points_x/y), ellipse (cx, cy, rx, ry,
+  optional theta), circle (cx, cy, r), point (cx, cy); rect (x, y, width, height) and polyline
+  (an open trace, closed here like a polygon) are accepted too. An image loaded in VIA but never
+  annotated has one row with region_count 0 and '{}' shape attributes. A malformed row
+  quarantines its image with the CSV line number. Fewer region rows than region_count (or gaps in
+  region_id) flag ``regions_missing``.
+- Images without regions are kept with an empty mask (Normal breasts are true negatives); a
+  Benign/Malignant image without regions is flagged ``finding_without_roi`` (its mask is
+  incomplete). Coordinates are in image pixels; images vary in size, so a region wholly outside
+  its image is flagged ``roi_outside_image``.
+- Labels: pathology (Normal/Benign/Malignant) is per image, not per region (one Malignant image
+  may also hold outlined benign calcifications), so the mask has one foreground label, lesion = 1.
+- Patient = Patient_ID: both breasts, both views, DM and CM of one woman share a split.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import re
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import defusedxml.ElementTree as safe_et
+import numpy as np
+import openpyxl
+from PIL import Image, UnidentifiedImageError
+
+from .. import masks, shapes
+from ..errors import CaseError, MedcurateError
+from ..images import read_image
+from . import Case, files
+
+log = logging.getLogger("medcurate.datasets.cdd_cesm")
+
+LOW, SUB = "Low energy images of CDD-CESM", "Subtracted images of CDD-CESM"
+FOLDER = {"DM": LOW, "CM": SUB}
+TYPE = {"DM": "DM", "CM": "CESM"}  # name token -> xlsx Type
+SUBSET = {"DM": "low_energy", "CM": "subtracted"}
+XLSX_PATTERN = "Radiology*manual*annotations.xlsx"  # new host: hyphens; old wiki: spaces
+VIA_NAME = "Radiology_hand_drawn_segmentations_v2.csv"
+SHEET = "all"
+PATHOLOGY = "Pathology Classification/ Follow up"
+REQUIRED = ["Image_name", "Patient_ID", "Side", "Type", "View", PATHOLOGY]
+OPTIONAL = {"Age": "age", "Breast density (ACR)": "breast_density", "BIRADS": "birads",
+            "Findings": "findings", "Tags": "tags", "Machine": "machine"}
+NAME = re.compile(r"^P(\d+)_([LR])_(DM|CM)_(CC|MLO)$")
+VIA_COLUMNS = ["region_count", "region_id", "region_shape_attributes"]
+# shape name -> (required numeric keys, roi type recorded in the manifest)
+SHAPES = {
+    "polygon": (("all_points_x", "all_points_y"), "polygon"),
+    "polyline": (("all_points_x", "all_points_y"), "polygon"),
+    "ellipse": (("cx", "cy", "rx", "ry"), "ellipse"),
+    "circle": (("cx", "cy", "r"), "circle"),
+    "point": (("cx", "cy"), "point"),
+    "rect": (("x", "y", "width", "height"), "rect"),
+}
+FLAGS = ("regions_missing", "finding_without_roi", "roi_outside_image")
+
+
+# ------------------------------------------------------------------ VIA CSV (pure)
+
+
+@dataclass
+class Region:
+    line: int
+    region_id: int
+    shape: str  # VIA shape name
+    params: dict  # the shape's numeric parameters
+    attributes: dict = field(default_factory=dict)
+
+
+@dataclass
+class ViaImage:
+    filename: str
+    line: int  # first CSV line of this image
+    region_count: int = 0
+    regions: list[Region] = field(default_factory=list)
+    error: CaseError | None = None  # first malformed row (lenient parsing only)
+
+
+def parse_via(text: str, source: str | Path, strict: bool = True) -> dict[str, ViaImage]:
+    """A VIA CSV export -> {#filename value: ViaImage}, in file order. A malformed row raises
+    CaseError naming the line (``strict``) or is recorded on its image (``strict=False``, so one
+    bad row quarantines one image, not the dataset). A missing header column raises MedcurateError."""
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    try:
+        header = [h.strip() for h in next(reader, [])]
+    except csv.Error as exc:
+        raise MedcurateError(source, f"line 1: not a CSV header ({exc})") from None
+    if header and header[0].lstrip("#").strip() == "filename":
+        header[0] = "filename"  # VIA 1.x writes '#filename', VIA 2 'filename'
+    missing = [c for c in ["filename", *VIA_COLUMNS] if c not in header]
+    if missing:
+        raise MedcurateError(source, f"not a VIA export: missing column(s) {missing}; found {header}")
+    col = {name: i for i, name in enumerate(header)}
+    out: dict[str, ViaImage] = {}
+    while True:
+        try:
+            cells = next(reader, None)
+        except csv.Error as exc:
+            raise MedcurateError(source, f"line {reader.line_num}: broken CSV quoting ({exc})") from None
+        if cells is None:
+            return out
+        if not cells or not "".join(cells).strip():
+            continue
+        line = reader.line_num
+        name = cells[0]
+        if not name.strip():
+            raise MedcurateError(source, f"line {line}: empty filename")
+        image = out.setdefault(name, ViaImage(name, line))
+        try:
+            _add_row(image, cells, col, line, source)
+        except CaseError as exc:
+            if strict:
+                raise
+            image.error = image.error or exc
+
+
+def _add_row(image: ViaImage, cells: list[str], col: dict[str, int], line: int, source) -> None:
+    if len(cells) != len(col):
+        raise CaseError(source, f"line {line}: {len(cells)} fields, the header has {len(col)}")
+    count = _int(cells[col["region_count"]], "region_count", line, source)
+    if line == image.line:
+        image.region_count = count
+    elif count != image.region_count:
+        raise CaseError(source, f"line {line}: region_count {count} differs from {image.region_count} on line {image.line}")
+    shape = _json(cells[col["region_shape_attributes"]], "region_shape_attributes", line, source)
+    attributes = _json(cells[col["region_attributes"]], "region_attributes", line, source) if "region_attributes" in col else {}
+    if not shape:
+        if count:
+            raise CaseError(source, f"line {line}: empty region_shape_attributes but region_count {count}")
+        return  # an image opened in VIA and left without regions
+    if count == 0:
+        raise CaseError(source, f"line {line}: a region on an image whose region_count is 0")
+    region_id = _int(cells[col["region_id"]], "region_id", line, source)
+    kind = shape.get("name")
+    if kind not in SHAPES:
+        raise CaseError(source, f"line {line}: unsupported region shape {kind!r} (known: {', '.join(SHAPES)})")
+    params = {k: _number(shape, k, line, source) for k in SHAPES[kind][0] if k not in ("all_points_x", "all_points_y")}
+    if kind in ("polygon", "polyline"):
+        xs, ys = (_numbers(shape, k, line, source) for k in ("all_points_x", "all_points_y"))
+        if len(xs) != len(ys) or not xs:
+            raise CaseError(source, f"line {line}: {kind} has {len(xs)} x but {len(ys)} y coordinates")
+        params = {"xs": xs, "ys": ys}
+    if kind == "ellipse" and "theta" in shape:
+        params["theta"] = _number(shape, "theta", line, source)
+    if any(params.get(k, 0) < 0 for k in ("rx", "ry", "r", "width", "height")):
+        raise CaseError(source, f"line {line}: negative size in {kind} {params}")
+    image.regions.append(Region(line, region_id, kind, params, attributes))
+
+
+def _int(value: str, column: str, line: int, source) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise CaseError(source, f"line {line}: {column} must be an integer, got {value!r}") from None
+    if number < 0:
+        raise CaseError(source, f"line {line}: {column} must not be negative, got {number}")
+    return number
+
+
+def _json(value: str, column: str, line: int, source) -> dict:
+    try:
+        data = json.loads(value) if value.strip() else {}
+    except (ValueError, RecursionError) as exc:
+        raise CaseError(source, f"line {line}: {column} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise CaseError(source, f"line {line}: {column} must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _number(shape: dict, key: str, line: int, source) -> float:
+    if key not in shape:
+        raise CaseError(source, f"line {line}: {shape.get('name')} lacks '{key}'")
+    value = shape[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise CaseError(source, f"line {line}: '{key}' must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _numbers(shape: dict, key: str, line: int, source) -> list[float]:
+    values = shape.get(key)
+    if not isinstance(values, list):
+        raise CaseError(source, f"line {line}: {shape.get('name')} lacks the list '{key}'")
+    return [_number({key: v, "name": shape.get("name")}, key, line, source) for v in values]
+
+
+def rasterise(region: Region, shape: tuple[int, int], point_radius: float) -> tuple[np.ndarray, bool]:
+    """One region as a boolean mask (shapes.* convention). Returns (mask, degenerate)."""
+    p = region.params
+    if region.shape in ("polygon", "polyline"):
+        return shapes.polygon(p["xs"], p["ys"], shape)
+    if region.shape == "ellipse":
+        return shapes.ellipse(p["cx"], p["cy"], p["rx"], p["ry"], shape, p.get("theta", 0.0))
+    if region.shape == "circle":
+        return shapes.circle(p["cx"], p["cy"], p["r"], shape)
+    if region.shape == "point":
+        return shapes.point(p["cx"], p["cy"], point_radius, shape), False
+    x, y, w, h = p["x"], p["y"], p["width"], p["height"]  # rect
+    return shapes.polygon([x, x + w, x + w, x], [y, y, y + h, y + h], shape)
+
+
+# ------------------------------------------------------------------ xlsx metadata (pure)
+
+
+def parse_metadata(data: bytes, source: str | Path) -> list[dict]:
+    """Sheet 'all' of the annotations workbook -> one dict per non-blank row (cells as stripped
+    strings, 'row' = sheet row number, 'raw_name' = Image_name as written)."""
+    _check_xml(data, source)
+    if not openpyxl.DEFUSEDXML:  # openpyxl parses the sheets itself; only defusedxml may do it
+        raise MedcurateError(source, "openpyxl is not using defusedxml (OPENPYXL_DEFUSEDXML is off); refusing to parse")
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # noqa: BLE001 -- openpyxl raises a zoo of types (KeyError, TypeError, ...) on damaged files
+        raise MedcurateError(source, f"cannot read as an xlsx workbook ({type(exc).__name__}: {exc})") from None
+    try:
+        if SHEET not in book.sheetnames:
+            raise MedcurateError(source, f"no sheet '{SHEET}' (sheets: {book.sheetnames})")
+        rows = list(book[SHEET].iter_rows(values_only=True))
+    except MedcurateError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- as above
+        raise MedcurateError(source, f"sheet '{SHEET}' cannot be read ({type(exc).__name__}: {exc})") from None
+    finally:
+        book.close()
+    if not rows:
+        raise MedcurateError(source, f"sheet '{SHEET}' is empty")
+    header = [re.sub(r"\s+", " ", _cell(h)).strip() for h in rows[0]]
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise MedcurateError(source, f"sheet '{SHEET}': missing column(s) {missing}; found {header}")
+    col = {name: i for i, name in enumerate(header) if name}
+    out = []
+    for number, cells in enumerate(rows[1:], start=2):
+        cells = [_cell(c) for c in cells]
+        if not "".join(cells).strip():
+            continue
+        cells += [""] * (len(header) - len(cells))
+        values = {name: cells[i].strip() for name, i in col.items()}
+        get = values.get
+        raw = cells[col["Image_name"]]
+        if not raw.strip():
+            raise MedcurateError(source, f"sheet '{SHEET}' row {number}: empty Image_name")
+        row = {"row": number, "raw_name": raw, "name": raw.strip(), "patient": get("Patient_ID", ""),
+               "side": get("Side", ""), "type": get("Type", ""), "view": get("View", ""), "pathology": get(PATHOLOGY, "")}
+        row.update({key: get(name, "") for name, key in OPTIONAL.items()})
+        out.append(row)
+    return out
+
+
+def _check_xml(data: bytes, source) -> None:
+    """Every XML part of the workbook must pass defusedxml (no entities, no external references)
+    before openpyxl sees it."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            parts = {n: zf.read(n) for n in zf.namelist() if n.lower().endswith((".xml", ".rels"))}
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as exc:
+        raise MedcurateError(source, f"not an xlsx workbook (damaged zip): {exc}") from None
+    if not parts:
+        raise MedcurateError(source, "not an xlsx workbook: no XML parts")
+    for name, xml in parts.items():
+        try:
+            safe_et.fromstring(xml)
+        except (safe_et.ParseError, ValueError) as exc:  # defusedxml's refusals are ValueErrors
+            raise MedcurateError(source, f"{name}: unsafe or malformed XML ({type(exc).__name__}: {exc})") from None
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def image_key(name: str) -> str:
+    """'P10_R_DM_CC .jpg' / 'P10_R_DM_CC ' -> 'P10_R_DM_CC' (the join key of CSV, xlsx and files)."""
+    name = name.strip()
+    if name.lower().endswith((".jpg", ".jpeg")):
+        name = name.rsplit(".", 1)[0].strip()
+    return name
+
+
+# ------------------------------------------------------------------ cases
+
+
+@dataclass
+class CesmCase(Case):
+    regions: list[Region] = field(default_factory=list)
+    region_count: int = 0
+    problem: tuple | None = None  # (path, reason): raised as CaseError when the case is converted
+    shape: tuple[int, int] | None = None
+
+
+def cases(root: Path, plan: dict) -> list[Case]:
+    xlsx, via_csv = _one(root, XLSX_PATTERN), _one(root, VIA_NAME)
+    rows = parse_metadata(xlsx.read_bytes(), xlsx)
+    try:
+        text = via_csv.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise MedcurateError(via_csv, f"not UTF-8 text ({exc})") from None
+    via = {}
+    for name, entry in parse_via(text, via_csv, strict=False).items():
+        via.setdefault(image_key(name), []).append(entry)
+    images = _images(root)
+    folders = _folders(images)
+    meta_rows: dict[str, list[dict]] = {}
+    for row in rows:
+        meta_rows.setdefault(row["name"], []).append(row)
+    out = []
+    for key in sorted(meta_rows.keys() | via.keys() | images.keys()):
+        out.append(_case(root, key, meta_rows.get(key, []), via.get(key, []), images.get(key, []), folders, xlsx, via_csv))
+    return out
+
+
+def _case(root: Path, key: str, rows: list[dict], entries: list[ViaImage], found: list[Path], folders: dict[str, Path],
+          xlsx: Path, via_csv: Path) -> CesmCase:
+    m = NAME.match(key)
+    token = m.group(3) if m else "DM"
+    # where a missing image should have been, so the quarantine listing points at the right folder
+    image = found[0] if len(found) == 1 else folders.get(token, root / FOLDER[token]) / f"{key}.jpg"
+    case = CesmCase(case_id=key, patient_id=f"P{int(m.group(1))}" if m else key, image=image,
+                    subset=SUBSET[token] if m else "", mask=via_csv if entries else None)
+    case.meta = {"type": "", "side": "", "view": "", "age": "", "breast_density": "", "birads": "",
+                 "findings": "", "tags": "", "machine": "", "regions": 0, "roi_types": "", **{f: 0 for f in FLAGS}}
+    problems = []
+    distinct = {tuple((k, v) for k, v in r.items() if k not in ("row", "raw_name")) for r in rows}
+    if len(distinct) > 1:
+        problems.append((xlsx, f"sheet '{SHEET}' rows {[r['row'] for r in rows]} describe {key} differently"))
+    elif len(rows) > 1:
+        log.info("%s: identical rows %s in sheet '%s' collapsed", key, [r["row"] for r in rows], SHEET)
+    if rows:
+        row = rows[0]
+        case.patient_id = f"P{row['patient']}"
+        case.labels = {"pathology": row["pathology"]}
+        case.meta.update({k: row[k] for k in ("type", "side", "view", "age", "birads", "findings", "tags", "machine")})
+        case.meta["breast_density"] = "" if row["breast_density"] == "_" else row["breast_density"]
+        problems += _cross_check(key, m, row, xlsx)
+    else:
+        first = f"line {entries[0].line} of {via_csv.name}" if entries else "the image folders"
+        problems.append((xlsx, f"{key} (in {first}) has no row in sheet '{SHEET}': no pathology label"))
+    if len(entries) > 1:
+        problems.append((via_csv, f"{key} is listed under {len(entries)} file names ({[e.filename for e in entries]})"))
+    elif entries:
+        entry = entries[0]
+        if entry.error:
+            problems.append((entry.error.path, entry.error.reason))
+        case.regions, case.region_count = entry.regions, entry.region_count
+    if len(found) > 1:
+        problems.append((found[0], f"{key} found {len(found)} times: {[str(p.relative_to(root)) for p in found]}"))
+    elif not found:
+        problems.append((image, f"image file {key}.jpg not found in '{FOLDER[token]}'"))
+    elif m and FOLDER[token] not in found[0].parts:
+        problems.append((found[0], f"a _{token}_ image in the wrong folder (expected '{FOLDER[token]}')"))
+    case.problem = problems[0] if problems else None
+    return case
+
+
+def _cross_check(key: str, m: re.Match | None, row: dict, xlsx: Path) -> list[tuple]:
+    where = f"sheet '{SHEET}' row {row['row']}"
+    if not m:
+        return [(xlsx, f"{where}: Image_name {row['raw_name']!r} is not P<id>_<L|R>_<DM|CM>_<CC|MLO>")]
+    expect = {"Patient_ID": (m.group(1), row["patient"]), "Side": (m.group(2), row["side"]),
+              "Type": (TYPE[m.group(3)], row["type"]), "View": (m.group(4), row["view"])}
+    return [(xlsx, f"{where}: {col} {got!r} contradicts the name {key} ({want!r})")
+            for col, (want, got) in expect.items() if want != got]
+
+
+def _images(root: Path) -> dict[str, list[Path]]:
+    """JPEGs in the two image folders, by join key."""
+    out: dict[str, list[Path]] = {}
+    for path in files(root):
+        if path.suffix.lower() in (".jpg", ".jpeg") and (LOW in path.parts or SUB in path.parts):
+            out.setdefault(image_key(path.name), []).append(path)
+    return out
+
+
+def _folders(images: dict[str, list[Path]]) -> dict[str, Path]:
+    """Name token (DM/CM) -> the image folder found for it: where a missing image was expected."""
+    out: dict[str, Path] = {}
+    for path in (p for paths in images.values() for p in paths):
+        for token, name in FOLDER.items():
+            if path.parent.name == name:
+                out.setdefault(token, path.parent)
+    return out
+
+
+def _one(root: Path, pattern: str) -> Path:
+    """The metadata file matching ``pattern``: the workflow's own download at the top of the root
+    (the copy whose checksum is recorded) or else the one copy found below it; byte-identical
+    copies count as one."""
+    top = sorted(p for p in root.glob(pattern) if p.is_file())
+    if len(top) == 1:
+        return top[0]
+    hits = files(root, pattern)
+    if not hits:
+        raise MedcurateError(root, f"expected file '{pattern}' not found anywhere below it: is the download complete?")
+    if len({p.read_bytes() for p in hits}) > 1:
+        raise MedcurateError(root, f"'{pattern}' found {len(hits)} times with different contents ({', '.join(map(str, hits[:3]))}); cannot tell which to use")
+    return hits[0]
+
+
+# ------------------------------------------------------------------ conversion
+
+
+def load_image(case: CesmCase, plan: dict) -> np.ndarray:
+    if case.problem:
+        raise CaseError(*case.problem)
+    image = read_image(case.image, plan["curation"]["image_mode"])
+    case.shape = image.shape[:2]
+    return image
+
+
+def load_mask(case: CesmCase, plan: dict) -> tuple[np.ndarray, list[str]]:
+    if case.problem:
+        raise CaseError(*case.problem)
+    shape = case.shape or _size(case.image)
+    layers, actions, kinds, outside = [], [], set(), 0
+    for region in case.regions:
+        region_mask, degenerate = rasterise(region, shape, plan["curation"]["point_radius"])
+        kinds.add(SHAPES[region.shape][1])
+        if region.shape == "polyline":
+            actions.append(f"polyline_closed:{region.region_id}")
+        if not region_mask.any():
+            outside += 1
+            actions.append(f"region_outside_image:{region.region_id}")
+        elif degenerate:
+            actions.append(f"degenerate_{region.shape}:{region.region_id}")
+        layers.append(("lesion", region_mask))
+    ids = sorted(r.region_id for r in case.regions)
+    case.meta.update(
+        regions=len(case.regions),
+        roi_types=" ".join(sorted(kinds)),
+        regions_missing=int(ids != list(range(case.region_count))),
+        finding_without_roi=int(not case.regions and case.labels.get("pathology") != "Normal"),
+        roi_outside_image=int(outside > 0),
+    )
+    return masks.compose(shape, layers, plan["labels"]), actions
+
+
+def _size(path: Path) -> tuple[int, int]:
+    """(height, width) from the JPEG header, without decoding the pixels."""
+    try:
+        with Image.open(path) as im:
+            return im.size[1], im.size[0]
+    except (OSError, UnidentifiedImageError) as exc:
+        raise CaseError(path, f"cannot read the image size ({exc})") from None
