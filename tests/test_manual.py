@@ -120,3 +120,13 @@ def test_ready_record_is_json_serialisable(tmp_path):
     manual.mkdir()
     _release_zip(manual / "INbreast.zip")
     json.dumps(prepare(_plan(manual), [], tmp_path / "root", Limits()))
+
+
+def test_expected_items_may_be_patterns(tmp_path):
+    """BCDR users may hold any subset: bcdr_*_outlines.csv accepts whichever is there."""
+    manual = tmp_path / "manual"
+    (manual / "BCDR-D02_dataset").mkdir(parents=True)
+    (manual / "BCDR-D02_dataset" / "bcdr_d02_outlines.csv").write_text("x")
+    prepare(_plan(manual, [{"path": "bcdr_*_outlines.csv"}]), [], tmp_path / "root", Limits())
+    with pytest.raises(ManualDataError, match=r"missing file: bcdr_\*_img.csv"):
+        prepare(_plan(manual, [{"path": "bcdr_*_img.csv"}]), [], tmp_path / "root2", Limits())

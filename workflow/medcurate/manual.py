@@ -10,6 +10,7 @@ publishers and mirrors nest top folders inconsistently.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from pathlib import Path
 
@@ -46,15 +47,17 @@ def prepare(plan: dict, downloads: list[dict], dest: Path, limits: Limits) -> di
 
 
 def _check_expected(plan: dict, root: Path) -> list[str]:
+    """Each expected path (its parts may be fnmatch patterns, e.g. bcdr_*_outlines.csv for "any
+    subset") must end some path below root."""
     found_files, found_dirs = _listing(root)
     problems = []
     for item in plan["access"]["expected"]:
         want = Path(item["path"]).parts
         if item.get("kind") == "dir":
-            if not any(p[-len(want):] == want for p in found_dirs):
+            if not any(_ends_with(p, want) for p in found_dirs):
                 problems.append(f"missing or empty folder: {item['path']}/")
             continue
-        hits = [p for p in found_files if p[-len(want):] == want]
+        hits = [p for p in found_files if _ends_with(p, want)]
         if not hits:
             problems.append(f"missing file: {item['path']}")
             continue
@@ -63,6 +66,10 @@ def _check_expected(plan: dict, root: Path) -> list[str]:
             if item.get(algo) and (actual := file_digest(path, algo)) != item[algo]:
                 problems.append(f"{item['path']}: {algo} expected {item[algo]}, actual {actual} (wrong version or damaged copy?)")
     return problems
+
+
+def _ends_with(parts: tuple[str, ...], want: tuple[str, ...]) -> bool:
+    return len(parts) >= len(want) and all(fnmatch.fnmatchcase(a, b) for a, b in zip(parts[-len(want):], want))
 
 
 def _listing(root: Path) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
