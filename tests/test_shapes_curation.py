@@ -113,7 +113,7 @@ def test_measures_and_exclusion_counts():
     m[0, 0] = 1
     m[5:7, 5:7] = 2
     assert curation.measures(m) == {"mask_area_fraction": 0.05, "mask_components": 2}
-    df = pd.DataFrame({"exclusion": ["", "roi_type:ellipse;crude_shape:oval", "roi_type:ellipse", "empty_mask"]})
+    df = pd.DataFrame({"exclusion": ["", "roi_type:ellipse;crude_shape:oval", "roi_type:ellipse;roi_type:point", "empty_mask"]})
     assert curation.exclusion_counts(df) == {"crude_shape": 1, "empty_mask": 1, "roi_type": 2}
 
 

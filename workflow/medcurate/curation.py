@@ -71,4 +71,5 @@ def _ellipse_iou(region) -> float:
 def exclusion_counts(df: pd.DataFrame) -> dict[str, int]:
     """Cases per exclusion reason (a case can have several), by the reason before any ':'."""
     reasons = df.loc[df.exclusion != "", "exclusion"].str.split(";").explode().str.split(":").str[0]
-    return {k: int(v) for k, v in sorted(reasons.value_counts().items())}
+    per_case = reasons.reset_index().drop_duplicates()  # roi_type:ellipse;roi_type:point is one case
+    return {k: int(v) for k, v in sorted(per_case["exclusion"].value_counts().items())}
