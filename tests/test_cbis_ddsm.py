@@ -114,11 +114,9 @@ def test_real_csvs_without_dicoms_quarantine_every_case(realdata, tmp_path):
     cases = enumerate_cases(tmp_path, sample_plan("cbis_ddsm"))  # ids unique, one per mammogram
     assert len(cases) == 3103 and len({c.patient_id for c in cases}) == 1566
     assert all(c.problem for c in cases)
-    first = next(c for c in cases if c.case_id == "Mass-Training_P_00001_LEFT_CC")
-    with pytest.raises(CaseError) as err:
-        cb.load_image(first, sample_plan("cbis_ddsm"))
-    assert "mass_case_description_train_set.csv line 2" in str(err.value)
-    assert "1.3.6.1.4.1.9590.100.1.2.342386194811267636608694132590482924515 not found" in str(err.value)
+    problem = next(c for c in cases if c.case_id == "Mass-Training_P_00001_LEFT_CC").problem
+    assert Path(problem.path).name == "mass_case_description_train_set.csv" and problem.reason.startswith("line 2: ")
+    assert "1.3.6.1.4.1.9590.100.1.2.342386194811267636608694132590482924515 not found" in problem.reason
 
 
 # ------------------------------------------------------------------ malformed CSVs
@@ -328,20 +326,18 @@ def test_size_mismatch_resized_and_flagged_or_quarantined(root, plan):
 
 
 def test_missing_series_quarantines_naming_uid_and_csv_line(root, plan, tmp_path):
-    case = _cases(root, plan)["Mass-Test_P_00016_LEFT_MLO"]
-    with pytest.raises(CaseError) as err:
-        cb.load_image(case, plan)
-    assert Path(err.value.path).name == "mass_case_description_test_set.csv"
-    assert re.search(r"line 4: full mammogram series 1\.3\.6\.1\.4\.1\.9590\.100\.1\.2\.\d+ not found", err.value.reason)
+    problem = _cases(root, plan)["Mass-Test_P_00016_LEFT_MLO"].problem
+    assert Path(problem.path).name == "mass_case_description_test_set.csv"
+    assert re.search(r"line 4: full mammogram series 1\.3\.6\.1\.4\.1\.9590\.100\.1\.2\.\d+ not found", problem.reason)
     # An ROI series missing from an otherwise complete download.
     for name in cb.CSVS:
         (tmp_path / name).symlink_to(root / name)
     keep = _cases(root, plan)["Mass-Test_P_00016_LEFT_CC"]
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "1-1.dcm").symlink_to(keep.image)
-    case = _cases(tmp_path, plan)["Mass-Test_P_00016_LEFT_CC"]
-    with pytest.raises(CaseError, match=r"mass_case_description_test_set.csv line 2: ROI series .* of abnormality 1 not found"):
-        cb.load_mask(case, plan)
+    problem = _cases(tmp_path, plan)["Mass-Test_P_00016_LEFT_CC"].problem
+    assert Path(problem.path).name == "mass_case_description_test_set.csv"
+    assert re.search(r"^line 2: ROI series .* of abnormality 1 not found", problem.reason)
 
 
 def test_unreadable_dicom_header_is_reported_not_fatal(tmp_path):

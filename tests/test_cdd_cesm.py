@@ -128,7 +128,7 @@ def test_real_excerpt_joins_the_real_xlsx(realdata, tmp_path):
     annotated = {cdd.image_key(n) for n in images}
     assert all(cases[k].problem is None for k in annotated)
     missing = [c for c in cases.values() if c.case_id not in annotated]
-    assert len(missing) == 1988 and all("not found in" in c.problem[1] for c in missing)
+    assert len(missing) == 1988 and all("not found in" in c.problem.reason for c in missing)
     assert cases["P10_R_DM_CC"].labels == {"pathology": "Benign"} and cases["P10_R_DM_CC"].patient_id == "P10"
     assert cases["P3_L_CM_CC"].labels == {"pathology": "Malignant"} and cases["P3_L_CM_CC"].meta["type"] == "CESM"
     roi = {}

@@ -124,3 +124,11 @@ def test_integer_vertex_polygons_follow_the_half_open_rule():
     right, _ = shapes.polygon([10, 20, 20, 10], [0, 0, 10, 10], (20, 30))
     assert left.sum() == 100 and right.sum() == 100 and not (left & right).any()
     assert left[0, 0] and not left[10, 5] and not left[5, 10]
+
+
+def test_huge_coordinates_do_not_overflow():
+    assert not shapes.point(1e300, -1e300, 0, (10, 10)).any()
+    mask, degenerate = shapes.polygon([1e300, 1e300, 1e300], [0, 1, 2], (10, 10))
+    assert not mask.any() and degenerate
+    disk, _ = shapes.ellipse(1e300, 5, 1e300, 3, (10, 10))
+    assert disk.dtype == bool

@@ -56,6 +56,8 @@ def convert_shard(root: Path, plan: dict, shard: int, n_shards: int, out: Path) 
 
 
 def _convert_case(case: datasets.Case, root: Path, plan: dict, module, out: Path) -> dict:
+    if case.problem is not None:
+        raise case.problem
     if case.image is None:
         raise CaseError(case.mask, "mask has no matching image")
     classes = plan["labels"].get("classes", {})

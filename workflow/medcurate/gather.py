@@ -114,7 +114,9 @@ def _dataset_json(plan, df, quarantine, duplicates, warnings, fetch_records) -> 
 
 
 def _source(plan: dict, record: dict) -> dict:
-    src = next((s for s in plan["sources"] if s["name"] == record.get("name")), {})
+    src = next((s for s in plan["sources"] if s["name"] == record.get("name")), None)
+    if src is None:  # placed by the user (gated dataset): an archive with its sha256, or a folder
+        return {"origin": "manual", **{k: record[k] for k in ("name", "kind", "size", "sha256", "checksum_source") if k in record}}
     keep = {k: record.get(k) for k in ("name", "size", "md5", "sha256", "checksum_source")}
     keep["url"] = src.get("catalogue_url", record.get("url"))
     if src.get("served_from"):

@@ -15,11 +15,14 @@ import numpy as np
 from skimage import draw
 
 EDGE = 1e-6
+FAR = 1e7
 
 
 def polygon(xs, ys, shape: tuple[int, int]) -> tuple[np.ndarray, bool]:
     """Closed polygon through (xs, ys) in pixel coordinates. Returns (mask, degenerate)."""
-    xs, ys = np.asarray(xs, float), np.asarray(ys, float)
+    # Absurd coordinates (hostile or corrupt files) are clipped far outside any image so the
+    # rasteriser's integer arithmetic cannot overflow; real contours are never affected.
+    xs, ys = np.clip(np.asarray(xs, float), -FAR, FAR), np.clip(np.asarray(ys, float), -FAR, FAR)
     mask = np.zeros(shape[:2], bool)
     # Half-open (top-left) rule: a centre exactly on a left/top edge is in, on a right/bottom edge
     # out, so integer-vertex shapes tile without double counting (a 10x10 square is 100 pixels).
@@ -34,6 +37,7 @@ def ellipse(cx: float, cy: float, rx: float, ry: float, shape: tuple[int, int], 
     """Axis radii rx (along x) and ry (along y), rotated by ``theta`` radians with x turning
     towards +y, i.e. clockwise as displayed (the HTML-canvas convention VIA exports)."""
     mask = np.zeros(shape[:2], bool)
+    cx, cy, rx, ry = (float(np.clip(v, -FAR, FAR)) for v in (cx, cy, rx, ry))
     if rx > 0 and ry > 0:
         rr, cc = draw.ellipse(cy, cx, ry, rx, shape[:2], rotation=-theta)
         mask[rr, cc] = True
@@ -56,8 +60,7 @@ def point(cx: float, cy: float, radius: float, shape: tuple[int, int]) -> np.nda
 def _vertices(xs, ys, shape) -> np.ndarray:
     """The pixels under the given points; points outside the image are dropped."""
     mask = np.zeros(shape[:2], bool)
-    c = np.round(np.asarray(xs, float)).astype(int)
-    r = np.round(np.asarray(ys, float)).astype(int)
-    inside = (c >= 0) & (c < shape[1]) & (r >= 0) & (r < shape[0])
-    mask[r[inside], c[inside]] = True
+    c, r = np.round(np.asarray(xs, float)), np.round(np.asarray(ys, float))
+    inside = (c >= 0) & (c < shape[1]) & (r >= 0) & (r < shape[0])  # before the cast: no overflow
+    mask[r[inside].astype(int), c[inside].astype(int)] = True
     return mask

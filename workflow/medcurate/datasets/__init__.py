@@ -19,7 +19,7 @@ from types import ModuleType
 
 import pandas as pd
 
-from ..errors import MedcurateError
+from ..errors import CaseError, MedcurateError
 
 
 @dataclass
@@ -32,6 +32,9 @@ class Case:
     mask: Path | None = None
     subset: str = ""
     meta: dict[str, object] = field(default_factory=dict)
+    # Found while enumerating (no DICOM for a CSV row, a malformed annotation row...): the case is
+    # quarantined with it before anything is decoded.
+    problem: CaseError | None = None
 
 
 def load(module: str) -> ModuleType:

@@ -66,7 +66,6 @@ class Outline:
 @dataclass
 class BcdrCase(Case):
     outlines: list[Outline] = field(default_factory=list)
-    problem: CaseError | None = None  # a malformed row of this image: raised when its mask is built
 
 
 def parse_outlines(text: str, source, strict: bool = True) -> list[Outline | CaseError]:
@@ -206,8 +205,6 @@ def _patient_from_name(name: str) -> str:
 
 
 def load_mask(case: BcdrCase, plan: dict) -> tuple[np.ndarray, list[str]]:
-    if case.problem is not None:
-        raise case.problem
     try:
         with Image.open(case.image) as im:
             shape = (im.height, im.width)

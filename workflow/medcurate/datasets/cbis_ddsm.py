@@ -113,7 +113,6 @@ class MammogramCase(Case):
     abnormalities: list[Abnormality] = field(default_factory=list)
     shape: tuple[int, int] | None = None  # (rows, columns) of the full mammogram, from its header
     roi_files: dict[int, list[Path]] = field(default_factory=dict)  # abnormality id -> ROI series files
-    problem: str = ""  # why the case cannot be converted (a missing series), raised in load_image
 
 
 # ---------------------------------------------------------------- CSV parsing (pure)
@@ -270,16 +269,16 @@ def _case(group: list[Abnormality], series: dict[str, list[DicomFile]], unreadab
     )
     image = series.get(first.image_series, [])
     if len(image) != 1:
-        case.problem = (f"{first.where}: full mammogram series {first.image_series} "
-                        + (f"holds {len(image)} files ({', '.join(str(f.path) for f in image)}); expected one" if image
-                           else f"not found below the root{_unreadable_note(unreadable)}"))
+        case.problem = CaseError(first.source, f"line {first.line}: full mammogram series {first.image_series} "
+                                 + (f"holds {len(image)} files ({', '.join(str(f.path) for f in image)}); expected one" if image
+                                    else f"not found below the root{_unreadable_note(unreadable)}"))
         return case
     case.image, case.shape = image[0].path, image[0].shape
     for r in group:
         found = [f.path for uid in r.roi_series for f in series.get(uid, [])]
         if not found:
-            case.problem = (f"{r.where}: ROI series {' / '.join(r.roi_series)} of abnormality {r.abnormality_id} "
-                            f"not found below the root{_unreadable_note(unreadable)}")
+            case.problem = CaseError(r.source, f"line {r.line}: ROI series {' / '.join(r.roi_series)} of abnormality "
+                                               f"{r.abnormality_id} not found below the root{_unreadable_note(unreadable)}")
             return case
         case.roi_files[r.abnormality_id] = sorted(set(found))
     case.mask = case.roi_files[group[0].abnormality_id][0].parent
@@ -308,14 +307,10 @@ def _unreadable_note(unreadable: dict) -> str:
 
 
 def load_image(case: MammogramCase, plan: dict) -> np.ndarray:
-    if case.problem:
-        raise CaseError(case.image, case.problem)
     return read_dicom(case.image, plan["dicom"])
 
 
 def load_mask(case: MammogramCase, plan: dict) -> tuple[np.ndarray, list[str]]:
-    if case.problem:
-        raise CaseError(case.image, case.problem)
     layers, actions, chosen = [], [], []
     for r in case.abnormalities:
         path, region = pick_mask(case.roi_files[r.abnormality_id], case.shape, r)

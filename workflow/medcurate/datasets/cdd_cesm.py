@@ -308,7 +308,6 @@ def image_key(name: str) -> str:
 class CesmCase(Case):
     regions: list[Region] = field(default_factory=list)
     region_count: int = 0
-    problem: tuple | None = None  # (path, reason): raised as CaseError when the case is converted
     shape: tuple[int, int] | None = None
 
 
@@ -372,7 +371,7 @@ def _case(root: Path, key: str, rows: list[dict], entries: list[ViaImage], found
         problems.append((image, f"image file {key}.jpg not found in '{FOLDER[token]}'"))
     elif m and FOLDER[token] not in found[0].parts:
         problems.append((found[0], f"a _{token}_ image in the wrong folder (expected '{FOLDER[token]}')"))
-    case.problem = problems[0] if problems else None
+    case.problem = CaseError(*problems[0]) if problems else None
     return case
 
 
@@ -424,16 +423,12 @@ def _one(root: Path, pattern: str) -> Path:
 
 
 def load_image(case: CesmCase, plan: dict) -> np.ndarray:
-    if case.problem:
-        raise CaseError(*case.problem)
     image = read_image(case.image, plan["curation"]["image_mode"])
     case.shape = image.shape[:2]
     return image
 
 
 def load_mask(case: CesmCase, plan: dict) -> tuple[np.ndarray, list[str]]:
-    if case.problem:
-        raise CaseError(*case.problem)
     shape = case.shape or _size(case.image)
     layers, actions, kinds, outside = [], [], set(), 0
     for region in case.regions:

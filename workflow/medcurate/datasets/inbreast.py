@@ -120,8 +120,8 @@ def cases(root: Path, plan: dict) -> list[Case]:
         out.append(Case(
             case_id=slug(key),
             patient_id=match.group(2) if match else "",
-            # No DICOM: the row's (or XML's) file stands in, and load_image quarantines the case.
-            image=image or (table if row else xmls[key]),
+            image=image,
+            problem=_join_problem(key, row, image, match, table, xmls.get(key)),
             labels={"birads": row["Bi-Rads"]} if row else {},
             mask=xmls.get(key),
             meta={
@@ -168,22 +168,21 @@ def _by_key(paths: list[Path], key) -> dict[str, Path]:
 
 
 def load_image(case: Case, plan: dict) -> np.ndarray:
-    _check_joined(case)
     return read_dicom(case.image, plan["dicom"])
 
 
-def _check_joined(case: Case) -> None:
-    """Why a case that cases() could not join completely is quarantined."""
-    if case.image.suffix == ".csv":
-        raise CaseError(case.image, f"File Name {case.case_id} is listed but AllDICOMs/ has no {case.case_id}_*.dcm (incomplete copy?)")
-    if case.image.suffix == ".xml":
-        raise CaseError(case.image, f"annotations for File Name {case.case_id}, which has neither a DICOM in AllDICOMs/ "
-                                    f"nor a row in {CSV_NAME}")
-    if not DICOM_NAME.match(case.image.name):
-        raise CaseError(case.image, "file name does not follow <FileName>_<patientHash>_MG_<L|R>_<view>_ANON.dcm, "
-                                    "so neither patient nor CSV row is known")
-    if not case.labels:
-        raise CaseError(case.image, f"no row with File Name {case.case_id} in {CSV_NAME}: BI-RADS, ACR, laterality and view unknown")
+def _join_problem(key: str, row, image: Path | None, match, table: Path, xml: Path | None) -> CaseError | None:
+    """Why a File Name that cannot be joined completely is quarantined."""
+    if image is None and row is not None:
+        return CaseError(table, f"File Name {key} is listed but AllDICOMs/ has no {key}_*.dcm (incomplete copy?)")
+    if image is None:
+        return CaseError(xml, f"annotations for File Name {key}, which has neither a DICOM in AllDICOMs/ nor a row in {CSV_NAME}")
+    if match is None:
+        return CaseError(image, "file name does not follow <FileName>_<patientHash>_MG_<L|R>_<view>_ANON.dcm, "
+                                "so neither patient nor CSV row is known")
+    if row is None:
+        return CaseError(image, f"no row with File Name {key} in {CSV_NAME}: BI-RADS, ACR, laterality and view unknown")
+    return None
 
 
 # ---------------------------------------------------------------- mask
