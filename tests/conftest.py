@@ -62,7 +62,6 @@ def snakemake_bin() -> str:
 def sample_plan(dataset: str) -> dict:
     """A dataset's plan as the offline demo (config/sample.yaml) resolves it."""
     import yaml
-
     from medcurate import catalogue
 
     raw = yaml.safe_load((ROOT / "config" / "sample.yaml").read_text())
@@ -82,3 +81,17 @@ def prepared(mirror: Path, plan: dict, dest: Path) -> Path:
                  for s in plan["sources"]]
     prepare({**plan, "manual_dir": str(folder / "manual")}, downloads, dest, Limits())
     return dest
+
+
+@pytest.fixture(scope="session")
+def sample_root(mirror, tmp_path_factory):
+    """sample_root(id): the dataset's sample release assembled like the workflow does, once per
+    session (tests that modify it copy it first)."""
+    roots: dict[str, Path] = {}
+
+    def root(dataset: str) -> Path:
+        if dataset not in roots:
+            roots[dataset] = prepared(mirror, sample_plan(dataset), tmp_path_factory.mktemp(dataset) / "root")
+        return roots[dataset]
+
+    return root

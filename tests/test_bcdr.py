@@ -9,10 +9,10 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import prepared, sample_plan
+from conftest import sample_plan
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from medcurate import curation, masks, samples, shapes
+from medcurate import curation, masks, shapes
 from medcurate.convert import convert_shard, enumerate_cases
 from medcurate.datasets import bcdr
 from medcurate.errors import CaseError, MedcurateError
@@ -23,15 +23,8 @@ REAL = "BCDR/bcdr_d02_outlines.EXCERPT.csv"
 
 
 @pytest.fixture(scope="module")
-def mirror(tmp_path_factory):
-    out = tmp_path_factory.mktemp("mirror")
-    samples.build(out, ["bcdr"])
-    return out
-
-
-@pytest.fixture(scope="module")
-def root(mirror, tmp_path_factory):
-    return prepared(mirror, sample_plan("bcdr"), tmp_path_factory.mktemp("bcdr") / "root")
+def root(sample_root):
+    return sample_root("bcdr")
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, prepared, sample_plan
+from conftest import ROOT, sample_plan
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from medcurate import curation, masks, samples
+from medcurate import curation, masks
 from medcurate.atomic import file_digest
 from medcurate.convert import convert_shard, enumerate_cases
 from medcurate.datasets import csaw_s
@@ -24,15 +24,8 @@ CATALOGUE = yaml.safe_load((ROOT / "config" / "datasets" / "csaw_s.yaml").read_t
 
 
 @pytest.fixture(scope="module")
-def mirror(tmp_path_factory):
-    out = tmp_path_factory.mktemp("mirror")
-    samples.build(out, ["csaw_s"])
-    return out
-
-
-@pytest.fixture(scope="module")
-def root(mirror, tmp_path_factory):
-    return prepared(mirror, sample_plan("csaw_s"), tmp_path_factory.mktemp("csaw") / "root")
+def root(sample_root):
+    return sample_root("csaw_s")
 
 
 @pytest.fixture

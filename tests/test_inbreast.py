@@ -12,7 +12,7 @@ import numpy as np
 import pydicom
 import pytest
 import yaml
-from conftest import ROOT, prepared, sample_plan
+from conftest import ROOT, sample_plan
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from medcurate import samples
@@ -32,16 +32,8 @@ def plan():
 
 
 @pytest.fixture(scope="module")
-def mirror(tmp_path_factory):
-    """Only this dataset's mirror (the session-wide one builds every dataset)."""
-    out = tmp_path_factory.mktemp("inbreast-mirror")
-    samples.build(out, ["inbreast"])
-    return out
-
-
-@pytest.fixture(scope="module")
-def root(mirror, plan, tmp_path_factory):
-    return prepared(mirror, plan, tmp_path_factory.mktemp("inbreast-root"))
+def root(sample_root):
+    return sample_root("inbreast")
 
 
 @pytest.fixture(scope="module")
