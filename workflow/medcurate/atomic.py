@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+from .errors import MedcurateError
+
+# A full disk (or quota) is reported as an error naming the output and errno, not as a traceback.
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+
+
+def os_error_text(exc: OSError) -> str:
+    """'No space left on device (ENOSPC)': the message and the errno name, to search for."""
+    name = errno.errorcode.get(exc.errno or 0)
+    return f"{exc.strerror or exc}{f' ({name})' if name else ''}"
+
+
+def _no_space(exc: OSError, dest: Path) -> MedcurateError:
+    target = exc.filename2 or exc.filename  # copyfile names (source, destination)
+    where = f" while writing {target}" if target else ""
+    return MedcurateError(dest, f"{os_error_text(exc)}{where}: nothing was promoted and any earlier version "
+                                "is untouched; free some space and re-run")
 
 
 @contextlib.contextmanager
@@ -24,6 +44,10 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
         yield tmp_path
         os.chmod(tmp_path, 0o644)
         os.replace(tmp_path, dest)
+    except OSError as exc:
+        if exc.errno in _NO_SPACE:
+            raise _no_space(exc, dest) from exc
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -48,7 +72,9 @@ def atomic_dir(dest: str | Path) -> Iterator[Path]:
     """Yield a fresh staging folder beside ``dest``; on success it replaces ``dest`` whole."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    _clear_leftovers(dest)
     stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".staging", dir=dest.parent))
+    os.chmod(stage, 0o755)  # mkdtemp's 0700 would make a promoted results folder private to its writer
     try:
         yield stage
         if dest.exists():
@@ -58,9 +84,23 @@ def atomic_dir(dest: str | Path) -> Iterator[Path]:
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.replace(stage, dest)
+    except OSError as exc:
+        if exc.errno in _NO_SPACE:
+            raise _no_space(exc, dest) from exc
+        raise
     finally:
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)
+
+
+def _clear_leftovers(dest: Path) -> None:
+    """Remove the staging and trash folders of an earlier attempt at ``dest`` that was killed
+    (SIGKILL, power loss) before its ``finally`` ran. Safe: one job at a time writes a given
+    ``dest`` (Snakemake's DAG, and medcurate.lock across runs)."""
+    pattern = re.compile(rf"\.{re.escape(dest.name)}\.[a-z0-9_]{{8}}\.(staging|old)")
+    for entry in os.scandir(dest.parent):
+        if pattern.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def file_digest(path: str | Path, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:

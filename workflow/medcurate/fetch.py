@@ -24,8 +24,9 @@ from tqdm import tqdm
 from urllib3.util.retry import Retry
 
 from medcurate import __version__
-from medcurate.atomic import file_digest, write_text
-from medcurate.errors import ChecksumError, FetchError
+from medcurate import secrets as _secrets
+from medcurate.atomic import file_digest, os_error_text, write_text
+from medcurate.errors import ChecksumError, FetchError, MedcurateError
 
 log = logging.getLogger("medcurate.fetch")
 
@@ -75,22 +76,72 @@ def make_session(retries: int = 8, backoff: float = 2.0, max_retry_after: float 
 
 def fetch(source: dict, dest: Path, *, zenodo_api: str = "https://zenodo.org/api",
           timeout: float = 60.0, retries: int = 8, backoff: float = 2.0,
-          max_retry_after: float = 300.0, session: requests.Session | None = None) -> dict:
+          max_retry_after: float = 300.0, session: requests.Session | None = None,
+          secrets: _secrets.Secrets | None = None) -> dict:
     """Make ``dest`` a verified copy of ``source`` (a catalogue entry) and return its record.
 
     A caller-supplied ``session`` is used as configured (see :func:`make_session` for retries).
+    ``secrets`` (default: :func:`medcurate.secrets.load`, i.e. the environment and the secrets
+    file) gives the Authorization header of each host; no credential reaches a log line, the
+    record or an error message.
     """
-    fetcher = _Fetcher(source, Path(dest), zenodo_api=zenodo_api, timeout=timeout, retries=retries,
-                       backoff=backoff, max_retry_after=max_retry_after)
-    if (record := fetcher.cached()) is not None:
-        return record
-    own = session is None
-    fetcher.session = make_session(retries, backoff, max_retry_after) if own else session
+    secrets = _secrets.load() if secrets is None else secrets
+    redactor = _Redact(secrets)
+    log.addFilter(redactor)
     try:
-        return fetcher.run()
+        fetcher = _Fetcher(source, Path(dest), zenodo_api=zenodo_api, timeout=timeout, retries=retries,
+                           backoff=backoff, max_retry_after=max_retry_after)
+        fetcher.secrets = secrets
+        if (record := fetcher.cached()) is not None:
+            return record
+        own = session is None
+        fetcher.session = make_session(retries, backoff, max_retry_after) if own else session
+        try:
+            return fetcher.run()
+        finally:
+            if own:
+                fetcher.session.close()
+    except MedcurateError as exc:  # the same error, with any credential (or signed URL part) masked
+        clean = type(exc)(secrets.redact(exc.path) if exc.path else None, secrets.redact(exc.reason))
+        raise clean.with_traceback(exc.__traceback__) from None
     finally:
-        if own:
-            fetcher.session.close()
+        log.removeFilter(redactor)
+
+
+# -- credentials (medcurate/secrets.py): headers for matching hosts, masked in every text ----------
+class _Redact(logging.Filter):
+    """Masks credentials in the log records of this module (messages are formatted first)."""
+
+    def __init__(self, secrets: _secrets.Secrets):
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = self.secrets.redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+def _auth_headers(fetcher: _Fetcher, url: str, headers: dict) -> _secrets.Credential | None:
+    """Add the Authorization header for ``url``'s host, if a credential is configured for it."""
+    cred = fetcher.secrets.for_url(url)
+    if cred is not None:
+        headers["Authorization"] = cred.header()
+    return cred
+
+
+def _auth_failure(fetcher: _Fetcher, url: str, status: int, reason: str, cred) -> FetchError:
+    """401/403: say whether our credential was refused or one is needed, never showing it."""
+    if cred is not None:
+        return FetchError(fetcher.dest, f"{url}: token rejected (HTTP {status} {reason}): the {cred.service} "
+                                        f"credentials from {cred.origin} were refused; check that they are "
+                                        "valid, not expired, and grant access to this file")
+    service = fetcher.secrets.service_for(url)
+    needs = f"; if it needs a login, {_secrets.hint(service)}" if service else ""
+    return FetchError(fetcher.dest, f"{url} answered HTTP {status} {reason} (access denied){needs}")
+# -------------------------------------------------------------------------------------------------
 
 
 def _digests(path: Path) -> dict:
@@ -131,6 +182,7 @@ class _Fetcher:
         if source.get("size") is not None:
             self.expected["size"] = int(source["size"])
         self.session: requests.Session | None = None
+        self.secrets = _secrets.Secrets()
 
     # -- cache -------------------------------------------------------------------------------
     def agrees(self, values: dict) -> bool:
@@ -155,7 +207,7 @@ class _Fetcher:
         return None
 
     def promote(self, url: str, actual: dict, checksum_source: str, move: bool = True) -> dict:
-        record = {"name": self.name, "url": url, "checksum_source": checksum_source, **actual}
+        record = {"name": self.name, "url": self.secrets.redact(url), "checksum_source": checksum_source, **actual}
         self.sidecar.unlink(missing_ok=True)  # never let an old sidecar sit beside a new file
         if move:
             self.part.replace(self.dest)
@@ -224,8 +276,12 @@ class _Fetcher:
         path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
         log.info("copying %s", path)
         try:
-            with open(path, "rb") as src, open(self.part, "wb") as out:
-                shutil.copyfileobj(src, out, CHUNK)
+            with open(path, "rb") as src:
+                try:
+                    with open(self.part, "wb") as out:
+                        shutil.copyfileobj(src, out, CHUNK)
+                except OSError as e:  # our side: disk full, quota, ...
+                    raise FetchError(self.dest, f"{url}: cannot copy to {self.part} ({os_error_text(e)})") from e
         except OSError as e:
             raise FetchError(self.dest, f"{url}: cannot read ({e.strerror or e})") from e
 
@@ -237,7 +293,9 @@ class _Fetcher:
             headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
             if offset:
                 headers["Range"] = f"bytes={offset}-"
-            log.info("GET %s%s", url, f" (resuming at byte {offset})" if offset else "")
+            cred = _auth_headers(self, url, headers)
+            log.info("GET %s%s%s", url, f" (resuming at byte {offset})" if offset else "",
+                     f" with the {cred.service} credentials from {cred.origin}" if cred else "")
             try:
                 resp = self.session.get(url, headers=headers, stream=True, timeout=self.timeout)
             except requests.RequestException as e:  # urllib3 has already retried
@@ -257,6 +315,8 @@ class _Fetcher:
                     restarted = True
                     self.part.unlink(missing_ok=True)
                     continue
+                if status in (401, 403):
+                    raise _auth_failure(self, url, status, resp.reason, cred)
                 if status not in (200, 206):
                     gave_up = f" (after {self.retries} retries)" if status in RETRY_STATUSES else ""
                     raise FetchError(self.dest, f"{url} answered HTTP {status} {resp.reason}{gave_up}")
@@ -287,6 +347,11 @@ class _Fetcher:
                             fh.write(chunk)
                             bar.update(len(chunk))
                     return
+                except OSError as e:  # our side: disk full, quota, ... (the .part is kept for a resume)
+                    if isinstance(e, requests.RequestException):
+                        raise
+                    raise FetchError(self.dest, f"cannot write {self.part} ({os_error_text(e)}); the bytes "
+                                                "downloaded so far are kept and resumed from on the next run") from e
                 except urllib3.exceptions.HTTPError as e:  # connection dropped or stalled mid-body
                     now = self.part.stat().st_size if self.part.exists() else 0
                     stalls = 0 if now > offset else stalls + 1
@@ -302,8 +367,11 @@ class _Fetcher:
         api_url = f"{self.zenodo_api}/records/{record}"
         entry = None
         try:
-            resp = self.session.get(api_url, headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-                                    timeout=self.timeout)
+            headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+            cred = _auth_headers(self, api_url, headers)
+            resp = self.session.get(api_url, headers=headers, timeout=self.timeout)
+            if resp.status_code in (401, 403) and cred is not None:
+                raise _auth_failure(self, api_url, resp.status_code, resp.reason, cred)
             resp.raise_for_status()
             files = resp.json().get("files") or []
             if isinstance(files, dict):  # InvenioRDM-style {"entries": {key: {...}}}

@@ -37,11 +37,12 @@ def prepare(plan: dict, downloads: list[dict], dest: Path, limits: Limits) -> di
                        "checksum_source": "pinned" if pinned else "computed"})
     placed += [{"name": p.name, "kind": "folder" if p.is_dir() else "file"} for p in entries if p not in archives]
     fingerprints = {r["name"]: r["sha256"] for r in downloads} | {r["name"]: r["sha256"] for r in placed if "sha256" in r}
+    def verify(root: Path) -> None:  # on the staging tree: a failed check leaves the earlier one intact
+        if problems := _check_expected(plan, root):
+            raise ManualDataError(folder, message(plan, problems))
+
     unpack([Path(r["path"]) for r in downloads] + archives, dest, limits=limits, nested=plan["unpack"]["nested"],
-           fingerprints=fingerprints, links=[p for p in entries if p not in archives])
-    problems = _check_expected(plan, dest)
-    if problems:
-        raise ManualDataError(folder, message(plan, problems))
+           fingerprints=fingerprints, links=[p for p in entries if p not in archives], verify=verify)
     sources = [{k: v for k, v in r.items() if k != "path"} for r in downloads]
     return {"root": str(dest.resolve()), "sources": sources + placed}
 

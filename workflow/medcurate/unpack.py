@@ -9,6 +9,7 @@ for nested ones) and the offending member.
 
 from __future__ import annotations
 
+import contextlib
 import filecmp
 import json
 import logging
@@ -21,10 +22,11 @@ import stat
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from medcurate.atomic import atomic_dir, write_text
+from medcurate.atomic import atomic_dir, os_error_text, write_text
 from medcurate.errors import ArchiveError, MedcurateError, UnsafeArchiveError
 
 log = logging.getLogger("medcurate.unpack")
@@ -91,7 +93,7 @@ class _Unpacker:
         log.info("unpacking %s", label)
         try:
             with open(path, "rb") as fh:
-                head = fh.read(512).lstrip().lower()
+                head = fh.read(512).lstrip().removeprefix(b"\xef\xbb\xbf").lstrip().lower()  # BOM too
             if head.startswith((b"<!doctype html", b"<html")):
                 raise ArchiveError(label, "is an HTML page, not an archive (an error or login page saved as the download?)")
             if _suffix(path.name) == ".zip":
@@ -107,7 +109,7 @@ class _Unpacker:
         except OSError as e:
             if e.errno is None:  # gzip/bz2 decoders report bad data as OSError without errno
                 raise ArchiveError(label, f"truncated or corrupt archive: {e}") from e
-            raise MedcurateError(label, f"cannot extract: {e}") from e
+            raise MedcurateError(label, f"cannot extract{f' to {e.filename}' if e.filename else ''}: {os_error_text(e)}") from e
 
         for inner in self._settle(folder, label):
             ilabel = f"{label}!{inner.relative_to(folder).as_posix()}"
@@ -159,7 +161,7 @@ class _Unpacker:
                     raise ArchiveError(label, f"member {name!r} occurs twice")
                 done = 0
                 # Stream with our own running count: declared sizes can lie.
-                with zf.open(i) as src, open(target, "xb") as out:
+                with _writing(target), zf.open(i) as src, open(target, "xb") as out:
                     while chunk := src.read(_CHUNK):
                         done += len(chunk)
                         if done > i.file_size:
@@ -201,7 +203,8 @@ class _Unpacker:
                     total += m.size
                     self._ratio(label, "archive", total, size)
                     self._charge(label, f"member {name!r}", m.size)
-                tf.extract(m, str(folder), filter="data")
+                with _writing(folder.joinpath(*parts)):
+                    tf.extract(m, str(folder), filter="data")
             # tarfile stops at the end-of-archive block; read on so gzip/xz/bz2 check their trailers
             while tf.fileobj.read(_CHUNK):
                 pass
@@ -246,6 +249,17 @@ class _Unpacker:
         return sorted(inner)
 
 
+@contextlib.contextmanager
+def _writing(target: Path):
+    """A write error (disk full, quota) names the file being written, not just the archive."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno is not None and e.filename is None:
+            e.filename = str(target)
+        raise
+
+
 def _merge(label: str, src: Path, dst: Path) -> None:
     """Move the tree ``src`` to ``dst``. Into an existing folder (a zip shipped beside its unzipped
     copy) only missing files are moved; a file already there must have the same content."""
@@ -288,10 +302,11 @@ def _read_marker(dest: Path) -> dict | None:
 
 
 def unpack(archives: list[Path], dest: Path, *, limits: Limits = Limits(), nested: bool = True,
-           fingerprints: dict[str, str] | None = None, links: list[Path] = ()) -> dict:
+           fingerprints: dict[str, str] | None = None, links: list[Path] = (),
+           verify: Callable[[Path], None] | None = None) -> dict:
     """Extract each archive into ``dest/<archive_stem>/`` (plain files are copied to ``dest/<name>``;
     each of ``links`` becomes a symlink ``dest/<name>``: a gated dataset's placed folders, too big
-    to copy and not ours to modify).
+    to copy and not ours to modify). ``verify(folder)`` may refuse the result before it is promoted.
 
     ``dest`` is built in a staging folder and replaces any older ``dest`` only on success. If
     ``dest/.medcurate-unpack.json`` records the same inputs (by name and size, plus sha256 from
@@ -304,6 +319,8 @@ def unpack(archives: list[Path], dest: Path, *, limits: Limits = Limits(), neste
     previous = _read_marker(dest)
     if previous and previous.get("archives") == inputs and previous.get("nested") == nested:
         log.info("%s is up to date", dest)
+        if verify:
+            verify(dest)
         return previous
 
     names = [archive_stem(a.name) if is_archive(a.name) else a.name for a in archives] + [p.name for p in links]
@@ -331,4 +348,6 @@ def unpack(archives: list[Path], dest: Path, *, limits: Limits = Limits(), neste
                     files, nbytes = files + 1, nbytes + st.st_size
         record = {"archives": inputs, "nested": nested, "files": files, "bytes": nbytes}
         write_text(stage / MARKER, json.dumps(record, indent=2, sort_keys=True) + "\n")
+        if verify:
+            verify(stage)  # raising here discards the stage: the earlier tree stays in place
     return record

@@ -66,3 +66,49 @@ def fetched_records(wildcards):
 def shard_dirs(wildcards):
     n = _catalogue.shard_count(PLANS[wildcards.dataset])
     return [f"{WORK}/{wildcards.dataset}/shard-{i}" for i in range(n)]
+
+
+# --- Credentials for gated sources (medcurate/secrets.py) ---------------------------------------
+# Only the path of the secrets file travels, as MEDCURATE_SECRETS_FILE inherited by the fetch jobs
+# (never the tokens, which stay out of plans, params and logs). A file inside the repository,
+# readable by others or malformed is refused here, before any job runs.
+from medcurate import secrets as _secrets
+
+_SECRETS_FILE = _secrets.secrets_file(CONFIG.get("secrets_file"))
+if _SECRETS_FILE is not None:
+    os.environ[_secrets.FILE_ENV] = str(_SECRETS_FILE)
+    _secrets.load(_SECRETS_FILE, repo=ROOT)
+
+
+# --- One run at a time per output folder (medcurate/lock.py) ------------------------------------
+# Snakemake locks the working directory; runs from different working directories may still share
+# output_dir/resources_dir/work_dir. The main process locks those folders when it starts running
+# jobs: onstart is skipped by dry-runs, --lint, --report, "nothing to be done", and by the
+# job-level snakemake of cluster executors (--mode remote --no-hooks). The lock dies with the
+# process (flock), so a killed run leaves no stale lock.
+from medcurate.lock import RunLock as _RunLock
+
+_RUN_LOCK = None
+
+
+onstart:
+    global _RUN_LOCK
+    if workflow.is_main_process:
+        from medcurate.errors import MedcurateError
+        from snakemake.exceptions import WorkflowError
+
+        _RUN_LOCK = _RunLock([OUT, RES, WORK])
+        try:
+            _RUN_LOCK.acquire()
+        except MedcurateError as exc:
+            raise WorkflowError(str(exc)) from None
+
+
+onsuccess:
+    if _RUN_LOCK is not None:
+        _RUN_LOCK.release()
+
+
+onerror:
+    if _RUN_LOCK is not None:
+        _RUN_LOCK.release()

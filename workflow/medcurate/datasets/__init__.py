@@ -9,6 +9,7 @@ splitting, manifests, reports) is generic.
 
 from __future__ import annotations
 
+import csv
 import fnmatch
 import importlib
 import os
@@ -71,7 +72,7 @@ def read_table(path: Path, sep: str | None, required: list[str], encoding: str =
     headers folded to one); check required columns. ``sep=None`` sniffs the delimiter."""
     try:
         df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding=encoding, engine="python" if sep is None else "c")
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, csv.Error) as exc:
         raise MedcurateError(path, f"cannot parse as '{sep}'-separated CSV: {exc}") from None
     df.columns = [re.sub(r"\s+", " ", str(c)).strip() for c in df.columns]
     df = df.apply(lambda col: col.str.strip())

@@ -93,11 +93,14 @@ def _check_labelmaps(sub: Path, table: dict[str, list[int]]) -> None:
     """labelmap.txt lines read 'name:r,g,b:parts:actions' (CVAT export)."""
     by_name = {k.lower(): v for k, v in table.items()}
     for path in sorted(sub.rglob("labelmap.txt")):
-        for line in path.read_text(encoding="utf-8-sig").splitlines():
+        for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
             if not line.strip() or line.startswith("#"):
                 continue
             name, _, rest = line.partition(":")
-            rgb = [int(v) for v in rest.split(":")[0].split(",") if v.strip()]
+            try:
+                rgb = [int(v) for v in rest.split(":")[0].split(",") if v.strip()]
+            except ValueError:
+                raise MedcurateError(path, f"line {number}: colour of '{name}' is not r,g,b integers: {line!r}") from None
             expected = by_name.get(name.strip().lower())
             if expected is not None and rgb != list(expected):
                 raise MedcurateError(path, f"'{name}' is coloured {rgb} here but {expected} in the catalogue")
