@@ -389,5 +389,36 @@ def test_montage_stretches_16_bit_images_instead_of_clipping(tmp_path):
 
     px = np.linspace(1000, 3000, 64 * 48).reshape(48, 64).astype(np.uint16)
     write_png(px, tmp_path / "m.png", 1)
-    rgb = np.asarray(qc._rgb(tmp_path / "m.png"))
+    rgb = qc._rgb(qc._pixels(tmp_path / "m.png"))
     assert rgb.shape == (48, 64, 3) and rgb.min() == 0 and rgb.max() == 255 and len(np.unique(rgb)) > 200
+    big = np.zeros((3000, 2000), np.uint16)
+    write_png(big, tmp_path / "big.png", 1)
+    assert qc._pixels(tmp_path / "big.png").shape == (500, 334)  # every 6th pixel: both sides >= 2x the tile
+
+
+def test_cleaning_on_the_foreground_box_equals_whole_image_cleaning():
+    """clean() works on the bounding box of the foreground; it must give what whole-image
+    morphology gives, holes and border contact included."""
+    from scipy import ndimage
+    from skimage import morphology
+
+    from medcurate.masks import clean
+
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        mask = np.zeros((60, 80), np.uint8)
+        for value in (1, 2):
+            for _ in range(3):
+                r, c = rng.integers(0, 60), rng.integers(0, 80)
+                mask[max(r - rng.integers(1, 9), 0):r + rng.integers(1, 9), max(c - 6, 0):c + rng.integers(1, 9)] = value
+        mask[rng.random(mask.shape) < 0.05] = 0  # pinholes
+        expected = mask.copy()
+        for value in (1, 2):
+            region = expected == value
+            kept = morphology.remove_small_objects(region, max_size=4)
+            kept = ndimage.binary_fill_holes(kept) & ((expected == 0) | (expected == value))
+            expected[region & ~kept] = 0
+            expected[kept & ~region] = value
+        got, _ = clean(mask.copy(), mask.shape, {"background": 0, "a": 1, "b": 2},
+                       {"min_component_area": 5, "fill_holes": True}, "m.png")
+        np.testing.assert_array_equal(got, expected)

@@ -11,16 +11,15 @@ import logging
 import os
 from pathlib import Path
 
-import numpy as np
-
 from . import curation, datasets, masks
-from .atomic import atomic_open
+from .atomic import atomic_open, write_text
 from .errors import CaseError, MedcurateError
 from .images import pixel_digest, read_image, write_png
 
 log = logging.getLogger("medcurate.convert")
 
 PART = "part.csv"
+SUMS = "files.sha256"  # sha256 of each PNG written, so gather's SHA256SUMS need not re-read them
 QUARANTINE = "quarantine.csv"
 QUARANTINE_FIELDS = ["case_id", "patient_id", "source", "reason"]
 
@@ -41,21 +40,22 @@ def convert_shard(root: Path, plan: dict, shard: int, n_shards: int, out: Path) 
     (out / "images").mkdir(parents=True, exist_ok=True)
     if plan["task"] == "segmentation":
         (out / "masks").mkdir(exist_ok=True)
-    rows, quarantined = [], []
+    rows, quarantined, sums = [], [], {}
     for case in cases:
         try:
-            rows.append(_convert_case(case, root, plan, module, out))
+            rows.append(_convert_case(case, root, plan, module, out, sums))
         except CaseError as exc:
             log.warning("quarantined %s: %s", case.case_id, exc)
             quarantined.append({"case_id": case.case_id, "patient_id": case.patient_id,
                                 "source": _rel(exc.path, root), "reason": exc.reason})
     _write_csv(out / PART, rows, _fields(rows))
     _write_csv(out / QUARANTINE, quarantined, QUARANTINE_FIELDS)
+    write_text(out / SUMS, "".join(f"{digest}  {name}\n" for name, digest in sorted(sums.items())))
     log.info("shard %d/%d of %s: %d converted, %d quarantined", shard + 1, n_shards, plan["id"], len(rows), len(quarantined))
     return {"converted": len(rows), "quarantined": len(quarantined)}
 
 
-def _convert_case(case: datasets.Case, root: Path, plan: dict, module, out: Path) -> dict:
+def _convert_case(case: datasets.Case, root: Path, plan: dict, module, out: Path, sums: dict) -> dict:
     if case.problem is not None:
         raise case.problem
     if case.image is None:
@@ -87,15 +87,15 @@ def _convert_case(case: datasets.Case, root: Path, plan: dict, module, out: Path
         mask, actions = module.load_mask(case, plan)  # may add facts (roi_types, flags) to case.meta
         mask, cleaned = masks.clean(mask, image.shape, plan["labels"]["mask"], plan["curation"], case.mask)
         actions += cleaned
-        present = sorted(set(np.unique(mask).tolist()) - {0})
+        present = masks.labels_present(mask)
         facts = curation.measures(mask)
-        write_png(mask, out / "masks" / f"{case.case_id}.png", plan["png_compress_level"])
+        sums[f"masks/{case.case_id}.png"] = write_png(mask, out / "masks" / f"{case.case_id}.png", plan["png_compress_level"])
         row.update(case.meta)
         row.update(mask=f"masks/{case.case_id}.png", mask_sha256=pixel_digest(mask),
                    mask_source=_rel(case.mask, root), cleaning=";".join(actions),
                    mask_labels=" ".join(str(v) for v in present), **facts,
                    exclusion=";".join(curation.exclusions(mask, case.meta, facts, plan["curation"])))
-    write_png(image, out / "images" / f"{case.case_id}.png", plan["png_compress_level"])
+    sums[f"images/{case.case_id}.png"] = write_png(image, out / "images" / f"{case.case_id}.png", plan["png_compress_level"])
     return row
 
 

@@ -12,12 +12,17 @@ import numpy as np
 import pandas as pd
 from skimage import draw, measure
 
+from . import masks
+
 
 def measures(mask: np.ndarray) -> dict:
     """Foreground (any label) area fraction and 8-connected component count."""
-    fg = mask > 0
-    return {"mask_area_fraction": round(float(fg.mean()), 6) if fg.size else 0.0,
-            "mask_components": int(measure.label(fg, connectivity=2).max()) if fg.any() else 0}
+    box = masks.foreground_box(mask)
+    if box is None:
+        return {"mask_area_fraction": 0.0, "mask_components": 0}
+    fg = mask[box] > 0  # components never cross the foreground's bounding box
+    return {"mask_area_fraction": round(float(fg.sum() / mask.size), 6),
+            "mask_components": int(measure.label(fg, connectivity=2).max())}
 
 
 def exclusions(mask: np.ndarray, meta: dict, facts: dict, options: dict) -> list[str]:
@@ -34,8 +39,8 @@ def exclusions(mask: np.ndarray, meta: dict, facts: dict, options: dict) -> list
         reasons.append("area_fraction")
     if (limit := options.get("max_components")) is not None and facts["mask_components"] > limit:
         reasons.append("components")
-    if crude := options.get("crude_shapes"):
-        reasons += [f"crude_shape:{kind}" for kind in sorted(set(crude_components(mask > 0, crude)))]
+    if (crude := options.get("crude_shapes")) and (box := masks.foreground_box(mask)) is not None:
+        reasons += [f"crude_shape:{kind}" for kind in sorted(set(crude_components(mask[box] > 0, crude)))]
     return reasons
 
 

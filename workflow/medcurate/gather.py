@@ -13,7 +13,7 @@ import pandas as pd
 
 from . import __version__, curation, qc, splits
 from .atomic import atomic_dir, file_digest
-from .convert import PART, QUARANTINE, QUARANTINE_FIELDS
+from .convert import PART, QUARANTINE, QUARANTINE_FIELDS, SUMS
 from .errors import MedcurateError
 
 log = logging.getLogger("medcurate.gather")
@@ -54,7 +54,7 @@ def gather(plan: dict, shard_dirs: list[Path], out: Path, fetch_records: list[di
         info = _dataset_json(plan, df, quarantine, duplicates, warnings, fetch_records)
         _json(info["counts"], stage / "qc" / "stats.json")
         _json(info, stage / "dataset.json")
-        _sha256sums(stage)
+        _sha256sums(stage, _shard_sums(shard_dirs))
     for w in warnings:
         log.warning("%s: %s", ds, w)
     log.info("%s: %d cases (%d curated), %d quarantined -> %s", ds, len(df), int(df.curated.sum()), len(quarantine), out)
@@ -124,6 +124,15 @@ def _source(plan: dict, record: dict) -> dict:
     return keep
 
 
+def _shard_sums(shard_dirs: list[Path]) -> dict[str, str]:
+    sums = {}
+    for shard in shard_dirs:
+        for line in (shard / SUMS).read_text(encoding="utf-8").splitlines():
+            digest, name = line.split("  ", 1)
+            sums[name] = digest
+    return sums
+
+
 def _link(src: Path, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -141,7 +150,9 @@ def _json(obj: dict, dest: Path) -> None:
     dest.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _sha256sums(folder: Path) -> None:
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
-    lines = [f"{file_digest(p)}  {p.relative_to(folder).as_posix()}\n" for p in files]
+def _sha256sums(folder: Path, known: dict[str, str]) -> None:
+    """Digests of the PNGs come from the shards that wrote them (hard links of the same files);
+    only the small files written here are hashed."""
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
+    lines = [f"{known.get(name) or file_digest(folder / name)}  {name}\n" for name in files]
     (folder / "SHA256SUMS").write_text("".join(lines), encoding="utf-8")

@@ -50,13 +50,18 @@ def pixel_digest(arr: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def write_png(arr: np.ndarray, dest: Path, level: int) -> None:
-    """PNG without timestamps or text chunks, so equal pixels give equal bytes."""
+def write_png(arr: np.ndarray, dest: Path, level: int) -> str:
+    """PNG without timestamps or text chunks, so equal pixels give equal bytes. Returns the file's
+    sha256 (from the encoded bytes: SHA256SUMS need not read the file back)."""
     if arr.dtype == np.uint16 and arr.ndim != 2:
         raise ValueError("16-bit colour images are not supported")
     im = Image.fromarray(np.ascontiguousarray(arr))  # uint16 -> 'I;16', saved as 16-bit PNG
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", compress_level=level, optimize=False)
+    data = buf.getvalue()
     with atomic_path(dest) as tmp:
-        im.save(tmp, format="PNG", compress_level=level, optimize=False)
+        tmp.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def colours_to_labels(rgb: np.ndarray, table: dict[str, list[int]], values: dict[str, int]) -> tuple[np.ndarray, dict]:

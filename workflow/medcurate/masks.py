@@ -14,8 +14,14 @@ def clean(mask: np.ndarray, image_shape: tuple[int, ...], values: dict[str, int]
     actions: list[str] = []
     if mask.shape != tuple(image_shape[:2]):
         raise CaseError(source, f"mask is {mask.shape[1]}x{mask.shape[0]} but its image is {image_shape[1]}x{image_shape[0]}")
+    box = foreground_box(mask)
+    if box is None:
+        return mask, actions
+    # Everything below works on the foreground's bounding box (a view into mask): a lesion is a
+    # tiny part of a 13-Mpx mammogram. Equivalent on the box: all outside it is background.
+    sub = mask[box]
     allowed = set(values.values())
-    present = set(np.unique(mask).tolist())
+    present = set(np.unique(sub).tolist())
     if present - allowed:
         raise CaseError(source, f"label values {sorted(present - allowed)} not in the catalogue's {sorted(allowed)}")
     min_area = options.get("min_component_area", 0)
@@ -23,24 +29,38 @@ def clean(mask: np.ndarray, image_shape: tuple[int, ...], values: dict[str, int]
     for name, value in sorted(values.items(), key=lambda kv: kv[1]):
         if value == 0 or value not in present:
             continue
-        region = mask == value
+        region = sub == value
         cleaned = region
         if min_area > 0:
             cleaned = morphology.remove_small_objects(cleaned, max_size=min_area - 1)
         if fill:
             # A hole is background enclosed by the label (not connected to the border); it is
             # filled only over background, never over another label.
-            cleaned = ndimage.binary_fill_holes(cleaned) & ((mask == 0) | (mask == value))
+            cleaned = ndimage.binary_fill_holes(cleaned) & ((sub == 0) | (sub == value))
         removed = int(region.sum() - (region & cleaned).sum())
         added = int((cleaned & ~region).sum())
         if removed:
-            mask[region & ~cleaned] = 0
+            sub[region & ~cleaned] = 0
             actions.append(f"{name}:removed_small:{removed}px")
         if added:
-            mask[cleaned & ~region] = value
+            sub[cleaned & ~region] = value
             actions.append(f"{name}:filled_holes:{added}px")
     return mask, actions
 
+
+
+def foreground_box(mask: np.ndarray) -> tuple[slice, slice] | None:
+    """The bounding box of the non-zero pixels (None for an empty mask)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if not rows.size:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
+def labels_present(mask: np.ndarray) -> list[int]:
+    box = foreground_box(mask)
+    return [] if box is None else sorted(set(np.unique(mask[box]).tolist()) - {0})
 
 
 def compose(shape: tuple[int, ...], layers: list[tuple[str, np.ndarray]], labels: dict) -> np.ndarray:

@@ -34,7 +34,8 @@ def montage(df: pd.DataFrame, folder: Path, plan: dict, dest: Path, quarantined:
         rows = []
         for value in classes:
             picks = curated[curated[column] == value].head(per_class)
-            rows.append([(_thumb(_rgb(folder / r.image)), f"{value}") for r in picks.itertuples()])
+            rows.append([(_thumb(Image.fromarray(_rgb(_pixels(folder / r.image)).astype(np.uint8))), f"{value}")
+                         for r in picks.itertuples()])
     caption = _caption(df, plan, quarantined)
     top = LABEL_H * len(caption) + 4
     cols = max([len(r) for r in rows] + [6])
@@ -56,19 +57,25 @@ def _thumb(im: Image.Image) -> Image.Image:
     return im
 
 
-def _rgb(path: Path) -> Image.Image:
+def _pixels(path: Path) -> np.ndarray:
+    """The image subsampled (every k-th pixel) to about twice the tile size: a full-size
+    mammogram is 13 Mpx, and blending overlays at that size dominated the gather job."""
+    px = np.asarray(Image.open(path))
+    step = max(1, min(px.shape[0] // (2 * THUMB[1]), px.shape[1] // (2 * THUMB[0])))
+    return px[::step, ::step]
+
+
+def _rgb(px: np.ndarray) -> np.ndarray:
     """8-bit RGB for display; 16-bit grey (mammograms) is stretched min..max, not clipped at 255."""
-    im = Image.open(path)
-    if im.mode in ("I", "I;16", "I;16B"):
-        px = np.asarray(im, dtype=np.float32)
+    if px.dtype != np.uint8:
         lo, hi = float(px.min()), float(px.max())
-        im = Image.fromarray(((px - lo) * (255 / max(hi - lo, 1))).astype(np.uint8))
-    return im.convert("RGB")
+        px = ((px.astype(np.float32) - lo) * (255 / max(hi - lo, 1))).astype(np.uint8)
+    return np.asarray(Image.fromarray(px).convert("RGB"), dtype=np.float32)
 
 
 def _overlay(folder: Path, row, plan: dict) -> Image.Image:
-    image = np.asarray(_rgb(folder / row.image), dtype=np.float32)
-    mask = np.asarray(Image.open(folder / row.mask))
+    image = _rgb(_pixels(folder / row.image))
+    mask = _pixels(folder / row.mask)  # same size as its image, so the same subsampling
     for i, value in enumerate(sorted(v for v in plan["labels"]["mask"].values() if v)):
         hit = mask == value
         image[hit] = 0.55 * image[hit] + 0.45 * np.array(PALETTE[i % len(PALETTE)], np.float32)
