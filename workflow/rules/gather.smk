@@ -20,8 +20,12 @@ rule gather_dataset:
     params:
         plan=plan_file,
         out=lambda wc: f"{OUT}/{wc.dataset}",
+    threads: 1
     resources:
-        mem_mb=2000,
+        # measured: 132 MB peak RSS and 5 s for 12,400 PNGs, 396 MB and 18 s for 320 mammograms;
+        # doubled on a retry.
+        mem_mb=lambda wc, attempt: 2000 * attempt,
+        runtime=lambda wc, attempt: 60 * attempt,
     conda:
         ENV
     shell:
