@@ -1,8 +1,16 @@
+import os
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Fuzz tests draw the same examples on every run, so CI is reproducible; set MEDCURATE_FUZZ=explore
+# to draw new ones (and keep any failure found as a regular test).
+settings.register_profile("ci", derandomize=True, deadline=None)
+settings.register_profile("explore", deadline=None)
+settings.load_profile("explore" if os.environ.get("MEDCURATE_FUZZ") == "explore" else "ci")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))

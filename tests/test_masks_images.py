@@ -422,3 +422,23 @@ def test_cleaning_on_the_foreground_box_equals_whole_image_cleaning():
         got, _ = clean(mask.copy(), mask.shape, {"background": 0, "a": 1, "b": 2},
                        {"min_component_area": 5, "fill_holes": True}, "m.png")
         np.testing.assert_array_equal(got, expected)
+
+
+def test_image_declaring_billions_of_pixels_is_a_case_error(tmp_path):
+    """Found by the fuzzer: a TIFF header claiming 3.2 Gpx made Pillow raise DecompressionBombError."""
+    import zlib
+
+    from PIL import Image
+
+    from medcurate.errors import CaseError
+    from medcurate.images import read_image
+
+    path = tmp_path / "bomb.png"
+    Image.new("L", (8, 8)).save(path)
+    data = bytearray(path.read_bytes())
+    data[16:24] = (70000).to_bytes(4, "big") + (70000).to_bytes(4, "big")  # IHDR width, height
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")  # a valid chunk CRC
+    path.write_bytes(bytes(data))
+    with pytest.raises(CaseError, match="decompression bomb") as err:
+        read_image(path)
+    assert err.value.path == str(path)

@@ -25,6 +25,8 @@ def read_image(path: Path, mode: str = "keep") -> np.ndarray:
             return np.asarray(im)
     except FileNotFoundError:
         raise CaseError(path, "file is missing") from None
+    except Image.DecompressionBombError as exc:  # a header declaring billions of pixels
+        raise CaseError(path, f"refused as a decompression bomb ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise CaseError(path, f"cannot decode image ({exc})") from None
 
