@@ -74,8 +74,10 @@ def test_colours_to_labels_maps_known_colours_and_counts_the_rest(case):
 
 
 @FAST
-@given(hnp.arrays(np.uint8, st.tuples(st.integers(1, 6), st.integers(1, 6))))
-def test_colours_to_labels_refuses_single_channel_masks(grey):
+@given(hnp.arrays(np.uint8, st.one_of(st.tuples(st.integers(1, 6), st.integers(1, 6)),
+                                      st.tuples(st.integers(1, 6), st.integers(1, 6), st.sampled_from([1, 2, 5])))))
+def test_colours_to_labels_refuses_non_colour_masks(grey):
+    """Single-channel, two-channel or odd arrays are refused with ValueError, never IndexError."""
     with pytest.raises(ValueError):
         colours_to_labels(grey, {"background": [0, 0, 0]}, {"background": 0})
 

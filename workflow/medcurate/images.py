@@ -69,8 +69,9 @@ def write_png(arr: np.ndarray, dest: Path, level: int) -> str:
 def colours_to_labels(rgb: np.ndarray, table: dict[str, list[int]], values: dict[str, int]) -> tuple[np.ndarray, dict]:
     """Map an RGB colour-coded mask to a label map. Returns (labels, {colour: pixel count}) for
     colours that are in no table entry (they are left at background)."""
-    if rgb.ndim == 2:
-        raise ValueError("expected a colour (RGB) mask, got a single-channel image")
+    if rgb.ndim != 3 or rgb.shape[2] not in (3, 4):
+        kind = "a single-channel image" if rgb.ndim == 2 else f"an array of shape {rgb.shape}"
+        raise ValueError(f"expected a colour (RGB/RGBA) mask, got {kind}")
     rgb = rgb[..., :3]
     packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
     labels = np.zeros(packed.shape, np.uint8)
