@@ -11,6 +11,8 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
+
 from . import curation, datasets, masks
 from .atomic import atomic_open, write_text
 from .errors import CaseError, MedcurateError
@@ -37,9 +39,7 @@ def enumerate_cases(root: Path, plan: dict) -> list[datasets.Case]:
 def convert_shard(root: Path, plan: dict, shard: int, n_shards: int, out: Path) -> dict:
     module = datasets.load(plan["module"])
     cases = enumerate_cases(root, plan)[shard::n_shards]
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    if plan["task"] == "segmentation":
-        (out / "masks").mkdir(exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     rows, quarantined, sums = [], [], {}
     for case in cases:
         try:
@@ -64,6 +64,10 @@ def _convert_case(case: datasets.Case, root: Path, plan: dict, module, out: Path
     for name, value in case.labels.items():
         if value not in classes.get(name, [value]):
             raise CaseError(case.image, f"label {name}={value!r} is not one of the catalogue's {classes[name]}")
+    if plan["task"] == "volume_segmentation":
+        from . import volumes  # nibabel/SimpleITK load only for volume datasets
+
+        return volumes.convert_case(case, root, plan, module, out, sums)
     reader = getattr(module, "load_image", None)
     image = reader(case, plan) if reader else read_image(case.image, plan["curation"]["image_mode"])
     row = {
@@ -81,9 +85,10 @@ def _convert_case(case: datasets.Case, root: Path, plan: dict, module, out: Path
         "pixel_sha256": pixel_digest(image),
         "mask_sha256": "",
         "cleaning": "",
-        "exclusion": "",
+        "exclusion": ";".join(curation.flagged(case.meta, plan["curation"])),
     }
     if plan["task"] == "segmentation":
+        case.shape = image.shape
         mask, actions = module.load_mask(case, plan)  # may add facts (roi_types, flags) to case.meta
         mask, cleaned = masks.clean(mask, image.shape, plan["labels"]["mask"], plan["curation"], case.mask)
         actions += cleaned
@@ -95,8 +100,36 @@ def _convert_case(case: datasets.Case, root: Path, plan: dict, module, out: Path
                    mask_source=_rel(case.mask, root), cleaning=";".join(actions),
                    mask_labels=" ".join(str(v) for v in present), **facts,
                    exclusion=";".join(curation.exclusions(mask, case.meta, facts, plan["curation"])))
+        row.update(_extra_masks(case, plan, module, image.shape, out, sums))
     sums[f"images/{case.case_id}.png"] = write_png(image, out / "images" / f"{case.case_id}.png", plan["png_compress_level"])
     return row
+
+
+def _extra_masks(case, plan: dict, module, shape: tuple, out: Path, sums: dict) -> dict:
+    """Masks beside the label map (a field of view, a second observer): checked against the image,
+    written to masks_<name>/; column mask_<name> is empty for a case without one."""
+    declared = plan["labels"].get("extra_masks", {})
+    if unknown := set(case.extra_masks) - set(declared):
+        raise MedcurateError(case.image, f"extra mask(s) {sorted(unknown)} not declared in the catalogue's labels.extra_masks")
+    row = {}
+    for name, values in declared.items():
+        row[f"mask_{name}"] = ""
+        if name not in case.extra_masks:
+            continue
+        src = case.extra_masks[name]
+        reader = getattr(module, "load_extra_mask", None)
+        extra = reader(case, plan, name) if reader else _binary(src, values)
+        extra, _ = masks.clean(extra, shape, values, {}, src)
+        rel = f"masks_{name}/{case.case_id}.png"
+        sums[rel] = write_png(extra, out / rel, plan["png_compress_level"])
+        row[f"mask_{name}"] = rel
+    return row
+
+
+def _binary(path: Path, values: dict[str, int]) -> np.ndarray:
+    """A two-valued mask file (0/255, 0/1, palette): any non-zero pixel is the table's one label."""
+    (label,) = [v for k, v in values.items() if k != "background"]
+    return ((read_image(path, "L") > 0) * label).astype(np.uint8)
 
 
 def _fields(rows: list[dict]) -> list[str]:

@@ -33,7 +33,7 @@ def exclusions(mask: np.ndarray, meta: dict, facts: dict, options: dict) -> list
     if allowed is not None:
         found = str(meta.get("roi_types", "")).split()
         reasons += [f"roi_type:{t}" for t in sorted(set(found) - set(allowed))]
-    reasons += [flag for flag in options.get("exclude_flags", []) if str(meta.get(flag, "")) in ("1", "True", "true")]
+    reasons += flagged(meta, options)
     bounds = options.get("area_fraction") or {}
     if not bounds.get("min", 0) <= facts["mask_area_fraction"] <= bounds.get("max", 1):
         reasons.append("area_fraction")
@@ -42,6 +42,11 @@ def exclusions(mask: np.ndarray, meta: dict, facts: dict, options: dict) -> list
     if (crude := options.get("crude_shapes")) and (box := masks.foreground_box(mask)) is not None:
         reasons += [f"crude_shape:{kind}" for kind in sorted(set(crude_components(mask[box] > 0, crude)))]
     return reasons
+
+
+def flagged(meta: dict, options: dict) -> list[str]:
+    """The ``exclude_flags`` rule, the one that applies to classification datasets too."""
+    return [flag for flag in options.get("exclude_flags", []) if str(meta.get(flag, "")) in ("1", "True", "true")]
 
 
 def crude_components(fg: np.ndarray, options: dict) -> list[str]:

@@ -33,6 +33,11 @@ def gather(plan: dict, shard_dirs: list[Path], out: Path, fetch_records: list[di
     df = df.sort_values("case_id", ignore_index=True)
     label_columns = list(plan["labels"].get("classes", {}))
     duplicates = splits.resolve_duplicates(df, label_columns) if plan["curation"]["dedupe"] else pd.DataFrame()
+    near = pd.DataFrame()
+    if plan["curation"].get("near_duplicates"):
+        from . import neardup
+
+        near = neardup.flag(df, shard_dirs, plan["curation"]["near_duplicates"])
     warnings = splits.assign(df, ds, plan["curation"])
     splits.check_disjoint(df, ds)
     df["curated"] = (df["exclusion"] == "").astype(int)
@@ -40,21 +45,32 @@ def gather(plan: dict, shard_dirs: list[Path], out: Path, fetch_records: list[di
         raise MedcurateError(ds, "dataset is empty after curation: every case was excluded")
     df = df[_columns(df, plan, label_columns)]
 
+    sums = _shard_sums(shard_dirs)
     with atomic_dir(out) as stage:
-        for sub in ("images", "masks"):
-            for shard in shard_dirs:
-                for src in sorted((shard / sub).glob("*.png")) if (shard / sub).is_dir() else []:
-                    _link(src, stage / sub / src.name)
+        for shard in shard_dirs:
+            for src in sorted(shard.rglob("*")):
+                # the shard's own csv/sums files stay behind; dot files are temporaries of a killed write
+                if src.is_file() and src.parent != shard and not src.name.startswith("."):
+                    _link(src, stage / src.relative_to(shard))
+        if plan["task"] == "volume_segmentation":
+            from . import volumes
+
+            df = volumes.nnunet_layout(df, stage, plan, sums)
         _csv(df, stage / "manifest.csv")
         _csv(quarantine.sort_values("case_id"), stage / "quarantine.csv")
         if not duplicates.empty:
             _csv(duplicates, stage / "qc" / "duplicates.csv")
+        if not near.empty:
+            _csv(near, stage / "qc" / "near_duplicates.csv")
         (stage / "qc").mkdir(exist_ok=True)
         qc.montage(df, stage, plan, stage / "qc" / "montage.png", len(quarantine))
         info = _dataset_json(plan, df, quarantine, duplicates, warnings, fetch_records)
+        if not near.empty:
+            info["counts"]["near_duplicate_pairs"] = len(near)
+            info["counts"]["near_duplicate_conflicts"] = int(near["conflict"].astype(int).sum())
         _json(info["counts"], stage / "qc" / "stats.json")
         _json(info, stage / "dataset.json")
-        _sha256sums(stage, _shard_sums(shard_dirs))
+        _sha256sums(stage, sums)
     for w in warnings:
         log.warning("%s: %s", ds, w)
     log.info("%s: %d cases (%d curated), %d quarantined -> %s", ds, len(df), int(df.curated.sum()), len(quarantine), out)
@@ -70,7 +86,7 @@ def _concat(paths: list[Path], fields: list[str] | None = None) -> pd.DataFrame:
 def _columns(df: pd.DataFrame, plan: dict, label_columns: list[str]) -> list[str]:
     """Fixed columns first, then the dataset's own (sorted), then curation; segmentation-only
     columns are dropped for classification datasets."""
-    seg = SEG if plan["task"] == "segmentation" else []
+    seg = SEG if plan["task"] != "classification" else []
     known = set(LEAD + label_columns + TAIL + SEG + END)
     own = sorted(c for c in df.columns if c not in known)
     return LEAD + label_columns + TAIL + seg + own + END
@@ -91,7 +107,7 @@ def _dataset_json(plan, df, quarantine, duplicates, warnings, fetch_records) -> 
                    for c in plan["labels"].get("classes", {})},
         "duplicate_groups": int(duplicates["group"].nunique()) if not duplicates.empty else 0,
     }
-    if plan["task"] == "segmentation":
+    if plan["task"] != "classification":
         present = df.loc[df.curated == 1, "mask_labels"].str.split().explode().dropna()
         names = {str(v): k for k, v in plan["labels"]["mask"].items()}
         counts["masks_with_label"] = {names[v]: int(n) for v, n in sorted(present.value_counts().items())}

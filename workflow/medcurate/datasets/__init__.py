@@ -1,10 +1,12 @@
 """Dataset modules: each holds only its dataset's quirks.
 
 A module defines ``cases(root, plan) -> list[Case]`` (enumerate cases, labels, official split,
-image and mask sources). It may define ``load_image(case, plan)`` and ``load_mask(case, plan) -> (mask, actions)``
+image and mask sources). It may define ``load_image(case, plan)``, ``load_mask(case, plan) -> (mask,
+actions)`` (``case.shape`` is then the decoded image's shape) and ``load_extra_mask(case, plan, name)``
 where the generic readers do not fit; ``load_mask`` may add facts to ``case.meta`` (``roi_types``,
-flags such as ``mask_resized``) that land in the manifest and drive the curation rules. Everything else (sharding, PNG writing, cleaning,
-splitting, manifests, reports) is generic.
+flags such as ``mask_resized``) that land in the manifest and drive the curation rules. Volume
+datasets may define ``load_volume`` / ``load_label`` instead (see volumes.py). Everything else
+(sharding, PNG writing, cleaning, splitting, manifests, reports) is generic.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ class Case:
     # Found while enumerating (no DICOM for a CSV row, a malformed annotation row...): the case is
     # quarantined with it before anything is decoded.
     problem: CaseError | None = None
+    # Further masks beside the label map (catalogue labels.extra_masks), e.g. a retinal field of view.
+    extra_masks: dict[str, Path] = field(default_factory=dict)
+    # The decoded image's shape, set by convert before load_mask.
+    shape: tuple[int, ...] | None = None
 
 
 def load(module: str) -> ModuleType:
@@ -54,6 +60,16 @@ def files(root: Path, pattern: str = "*") -> list[Path]:
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames.sort()
         hits += [Path(dirpath, n) for n in fnmatch.filter(filenames, pattern) if not n.startswith("._")]
+    return sorted(hits)
+
+
+def junk_files(root: Path) -> list[Path]:
+    """macOS AppleDouble files ('._name': resource-fork metadata, not data) below ``root``, which
+    files() skips; a module lists them so they are reported rather than silently dropped."""
+    hits = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames.sort()
+        hits += [Path(dirpath, n) for n in filenames if n.startswith("._")]
     return sorted(hits)
 
 
