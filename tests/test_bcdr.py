@@ -12,7 +12,7 @@ import pytest
 from conftest import sample_plan
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from medcurate import curation, masks, shapes
+from medcurate import convert, curation, masks, shapes
 from medcurate.convert import convert_shard, enumerate_cases
 from medcurate.datasets import bcdr
 from medcurate.errors import CaseError, MedcurateError
@@ -181,6 +181,7 @@ def test_cases_of_both_subsets(root, plan):
 
 def test_label_map_per_lesion_class(root, plan):
     case = by_id(enumerate_cases(root, plan))["BCDR-D01_img_1_1_1_RCC"]
+    convert.load_image(case, plan, bcdr)
     mask, actions = bcdr.load_mask(case, plan)
     assert mask.shape == (510, 416) and actions == [] and case.meta["roi_types"] == "freehand"
     assert mask[200, 120] == 1 and mask[330, 150] == 2 and mask[10, 400] == 0 and mask[200, 160] == 0
@@ -225,6 +226,7 @@ def test_bad_row_quarantines_only_its_image(copy_root, plan):
     problem = cases["BCDR-D01_img_3_4_1_LCC"].problem
     assert "line 6: lw_x_points has" in problem.reason and problem.path == str(path)
     assert cases["BCDR-D01_img_3_4_1_LO"].problem is None
+    convert.load_image(cases["BCDR-D01_img_3_4_1_LO"], plan, bcdr)
     bcdr.load_mask(cases["BCDR-D01_img_3_4_1_LO"], plan)
 
 
@@ -236,6 +238,7 @@ def test_outline_outside_image_is_clipped_flagged_and_excluded(copy_root, plan):
     lines[1] = ", ".join(cells)
     path.write_text("\n".join(lines) + "\n")
     case = by_id(enumerate_cases(copy_root, plan))["BCDR-D02_img_5_6_1_LCC"]
+    convert.load_image(case, plan, bcdr)
     mask, actions = bcdr.load_mask(case, plan)
     assert mask[40, 410] == 1 and case.meta["outline_clipped"] == 1
     assert actions == ["lesion_4:outline_clipped_to_image"]
@@ -250,6 +253,7 @@ def test_every_subset_found_including_nested_f03(tmp_path, plan):
     (folder / "bcdr_f03_outlines.csv").write_text(HEADER + "\n" + line(view=3, name="patient_7/study_2/img_7_2_1_RO.tif", pid="7") + "\n")
     (case,) = bcdr.cases(tmp_path, plan)
     assert case.subset == "BCDR-F03" and case.image == image and case.case_id == "BCDR-F03_img_7_2_1_RO"
+    convert.load_image(case, plan, bcdr)
     mask, _ = bcdr.load_mask(case, plan)
     assert mask[15, 15] == 1 and mask.sum() == 100
 

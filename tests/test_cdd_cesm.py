@@ -18,7 +18,7 @@ import yaml
 from conftest import ROOT, prepared, sample_plan
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from medcurate import samples
+from medcurate import convert, samples
 from medcurate.atomic import file_digest
 from medcurate.convert import convert_shard, enumerate_cases
 from medcurate.datasets import cdd_cesm as cdd
@@ -133,6 +133,7 @@ def test_real_excerpt_joins_the_real_xlsx(realdata, tmp_path):
     assert cases["P3_L_CM_CC"].labels == {"pathology": "Malignant"} and cases["P3_L_CM_CC"].meta["type"] == "CESM"
     roi = {}
     for key in sorted(annotated):
+        convert.load_image(cases[key], plan, cdd)
         mask, actions = cdd.load_mask(cases[key], plan)
         assert set(np.unique(mask)) == {0, 1} and actions == []
         roi[key] = cases[key].meta["roi_types"]
@@ -423,6 +424,7 @@ def test_polyline_and_region_outside_the_image_are_recorded(sample_root):
     case.regions += [cdd.Region(98, 1, "polyline", {"xs": [10.0, 30.0, 30.0], "ys": [10.0, 10.0, 40.0]}),
                      cdd.Region(99, 2, "circle", {"cx": 5000, "cy": 5000, "r": 10})]
     case.region_count = 3
+    convert.load_image(case, plan, cdd)
     mask, actions = cdd.load_mask(case, plan)
     assert actions == ["polyline_closed:1", "region_outside_image:2"]
     assert case.meta["roi_types"] == "circle polygon" and case.meta["regions"] == 3

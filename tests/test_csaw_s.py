@@ -13,7 +13,7 @@ import yaml
 from conftest import ROOT, sample_plan
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from medcurate import curation, masks
+from medcurate import convert, curation, masks
 from medcurate.atomic import file_digest
 from medcurate.convert import convert_shard, enumerate_cases
 from medcurate.datasets import csaw_s
@@ -38,7 +38,7 @@ def by_id(cases):
 
 
 def label_map(case, plan):
-    csaw_s.load_image(case, plan)
+    convert.load_image(case, plan, csaw_s)
     return csaw_s.load_mask(case, plan)[0]
 
 
@@ -137,7 +137,7 @@ def test_label_map_values_and_overlap_priority(root, plan):
 
 def test_three_channel_screening_uses_its_8bit_sibling(root, plan):
     case = by_id(enumerate_cases(root, plan))["trainval_000_1"]
-    image = csaw_s.load_image(case, plan)
+    image = convert.load_image(case, plan, csaw_s)
     assert image.ndim == 2 and image.dtype == np.uint8
     assert case.image.name == "000_1_8bit.png" and case.meta["image_variant"] == "8bit_sibling"
     assert csaw_s.load_mask(case, plan)[0].shape == image.shape  # maps found for the original stem
@@ -203,6 +203,7 @@ def test_map_size_mismatch_resized_and_flagged_or_quarantined(copy_root, plan):
     path = patient_dir(copy_root) / "000_0_text.png"
     Image.open(path).resize((176, 224), Image.Resampling.NEAREST).save(path)
     case = by_id(enumerate_cases(copy_root, plan))["trainval_000_0"]
+    convert.load_image(case, plan, csaw_s)
     mask, actions = csaw_s.load_mask(case, plan)
     assert mask.shape == (448, 352) and actions == ["text:resized"] and case.meta["mask_resized"] == 1
     facts = curation.measures(mask)

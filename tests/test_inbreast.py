@@ -145,12 +145,12 @@ def test_real_freehand_rois_match_the_xml_area(realdata):
 
 
 @pytest.mark.realdata
-def test_real_xml_label_maps(realdata, monkeypatch, plan):
-    monkeypatch.setattr(ib, "_dicom_shape", lambda path: FULL)
+def test_real_xml_label_maps(realdata, plan):
     xml = realdata / "INbreast" / "AllXML"
 
     def mask(name):
-        case = ib.Case(case_id=name, patient_id="p", image=Path(f"{name}.dcm"), labels={"birads": "2"}, mask=xml / f"{name}.xml")
+        case = ib.Case(case_id=name, patient_id="p", image=Path(f"{name}.dcm"), labels={"birads": "2"}, mask=xml / f"{name}.xml",
+                       shape=FULL)
         m, actions = ib.load_mask(case, plan)
         return m, actions, case.meta["roi_types"]
 

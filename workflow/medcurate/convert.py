@@ -68,8 +68,7 @@ def _convert_case(case: datasets.Case, root: Path, plan: dict, module, out: Path
         from . import volumes  # nibabel/SimpleITK load only for volume datasets
 
         return volumes.convert_case(case, root, plan, module, out, sums)
-    reader = getattr(module, "load_image", None)
-    image = reader(case, plan) if reader else read_image(case.image, plan["curation"]["image_mode"])
+    image = load_image(case, plan, module)
     row = {
         "case_id": case.case_id,
         "patient_id": case.patient_id,
@@ -88,7 +87,6 @@ def _convert_case(case: datasets.Case, root: Path, plan: dict, module, out: Path
         "exclusion": ";".join(curation.flagged(case.meta, plan["curation"])),
     }
     if plan["task"] == "segmentation":
-        case.shape = image.shape
         mask, actions = module.load_mask(case, plan)  # may add facts (roi_types, flags) to case.meta
         mask, cleaned = masks.clean(mask, image.shape, plan["labels"]["mask"], plan["curation"], case.mask)
         actions += cleaned
@@ -103,6 +101,15 @@ def _convert_case(case: datasets.Case, root: Path, plan: dict, module, out: Path
         row.update(_extra_masks(case, plan, module, image.shape, out, sums))
     sums[f"images/{case.case_id}.png"] = write_png(image, out / "images" / f"{case.case_id}.png", plan["png_compress_level"])
     return row
+
+
+def load_image(case: datasets.Case, plan: dict, module) -> np.ndarray:
+    """Decode a case's image (the module's reader, else the generic one) and record its shape on
+    the case, so load_mask builds the label map at the decoded matrix."""
+    reader = getattr(module, "load_image", None)
+    image = reader(case, plan) if reader else read_image(case.image, plan["curation"]["image_mode"])
+    case.shape = image.shape
+    return image
 
 
 def _extra_masks(case, plan: dict, module, shape: tuple, out: Path, sums: dict) -> dict:

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from .. import shapes
 from ..errors import CaseError, MedcurateError
@@ -205,11 +204,7 @@ def _patient_from_name(name: str) -> str:
 
 
 def load_mask(case: BcdrCase, plan: dict) -> tuple[np.ndarray, list[str]]:
-    try:
-        with Image.open(case.image) as im:
-            shape = (im.height, im.width)
-    except (OSError, UnidentifiedImageError) as exc:
-        raise CaseError(case.image, f"cannot read the image header ({exc})") from None
+    shape = case.shape[:2]
     layers, actions = [], []
     for r in case.outlines:
         region, degenerate = shapes.polygon(r.xs, r.ys, shape)

@@ -111,7 +111,6 @@ class MammogramCase(Case):
     """A Case plus what load_image/load_mask need (never written to the manifest)."""
 
     abnormalities: list[Abnormality] = field(default_factory=list)
-    shape: tuple[int, int] | None = None  # (rows, columns) of the full mammogram, from its header
     roi_files: dict[int, list[Path]] = field(default_factory=dict)  # abnormality id -> ROI series files
 
 

@@ -43,11 +43,9 @@ from pathlib import Path
 import defusedxml.ElementTree as safe_et
 import numpy as np
 import openpyxl
-from PIL import Image, UnidentifiedImageError
 
 from .. import masks, shapes
 from ..errors import CaseError, MedcurateError
-from ..images import read_image
 from . import Case, files
 
 log = logging.getLogger("medcurate.datasets.cdd_cesm")
@@ -308,7 +306,6 @@ def image_key(name: str) -> str:
 class CesmCase(Case):
     regions: list[Region] = field(default_factory=list)
     region_count: int = 0
-    shape: tuple[int, int] | None = None
 
 
 def cases(root: Path, plan: dict) -> list[Case]:
@@ -422,14 +419,8 @@ def _one(root: Path, pattern: str) -> Path:
 # ------------------------------------------------------------------ conversion
 
 
-def load_image(case: CesmCase, plan: dict) -> np.ndarray:
-    image = read_image(case.image, plan["curation"]["image_mode"])
-    case.shape = image.shape[:2]
-    return image
-
-
 def load_mask(case: CesmCase, plan: dict) -> tuple[np.ndarray, list[str]]:
-    shape = case.shape or _size(case.image)
+    shape = case.shape[:2]
     layers, actions, kinds, outside = [], [], set(), 0
     for region in case.regions:
         region_mask, degenerate = rasterise(region, shape, plan["curation"]["point_radius"])
@@ -451,12 +442,3 @@ def load_mask(case: CesmCase, plan: dict) -> tuple[np.ndarray, list[str]]:
         roi_outside_image=int(outside > 0),
     )
     return masks.compose(shape, layers, plan["labels"]), actions
-
-
-def _size(path: Path) -> tuple[int, int]:
-    """(height, width) from the JPEG header, without decoding the pixels."""
-    try:
-        with Image.open(path) as im:
-            return im.size[1], im.size[0]
-    except (OSError, UnidentifiedImageError) as exc:
-        raise CaseError(path, f"cannot read the image size ({exc})") from None

@@ -153,8 +153,7 @@ def load_mask(case: Case, plan: dict) -> tuple[np.ndarray, list[str]]:
         raise CaseError(case.mask, f"no class maps {stem}_<class>.png for this screening")
     case.meta["missing_maps"] = " ".join(c for c in classes if c not in found)
     case.meta["roi_types"] = "mask"
-    with Image.open(case.image) as im:
-        shape = (im.height, im.width)
+    shape = case.shape[:2]
     layers, actions = [], []
     for name, path in found.items():
         region = _binary(path)

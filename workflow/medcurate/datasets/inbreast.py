@@ -62,7 +62,6 @@ from xml.etree.ElementTree import ParseError
 import defusedxml
 import defusedxml.ElementTree
 import numpy as np
-import pydicom
 from scipy.interpolate import CubicSpline
 
 from .. import shapes
@@ -189,7 +188,7 @@ def _join_problem(key: str, row, image: Path | None, match, table: Path, xml: Pa
 
 
 def load_mask(case: Case, plan: dict) -> tuple[np.ndarray, list[str]]:
-    shape = _dicom_shape(case.image)
+    shape = case.shape[:2]
     if case.mask is None:  # no findings: a normal image
         case.meta["roi_types"] = ""
         return np.zeros(shape, np.uint8), []
@@ -207,15 +206,6 @@ def load_mask(case: Case, plan: dict) -> tuple[np.ndarray, list[str]]:
             layers.append((label, region))
     case.meta["roi_types"] = " ".join(sorted({roi.kind for roi in rois}))
     return compose(shape, layers, plan["labels"]), actions
-
-
-def _dicom_shape(path: Path) -> tuple[int, int]:
-    """Rows x Columns from the header (read_dicom decodes exactly that matrix; masks.clean checks)."""
-    try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-        return int(ds.Rows), int(ds.Columns)
-    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on malformed headers
-        raise CaseError(path, f"cannot read Rows/Columns from the DICOM header ({type(exc).__name__}: {exc})") from None
 
 
 def roi_label(roi: Roi, source: Path) -> tuple[str, list[str]]:
