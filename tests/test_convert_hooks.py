@@ -1,0 +1,86 @@
+"""The generic hooks dataset modules rely on: case.shape before load_mask, extra masks beside the
+label map, the exclude_flags rule on classification sets, and AppleDouble junk listing."""
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from medcurate import convert, datasets
+from medcurate.datasets import Case
+from medcurate.errors import CaseError, MedcurateError
+from PIL import Image
+
+
+def _plan(task="segmentation", **curation):
+    return {
+        "id": "toy", "task": task, "png_compress_level": 1,
+        "labels": {"classes": {}, "mask": {"background": 0, "vessel": 1},
+                   "extra_masks": {"fov": {"background": 0, "fov": 1}}},
+        "curation": {"image_mode": "keep", "empty_mask": "keep", **curation},
+    }
+
+
+def _png(path: Path, arr) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(arr, np.uint8)).save(path)
+    return path
+
+
+def _module(seen: list):
+    def load_mask(case, plan):
+        seen.append(case.shape)
+        mask = np.zeros(case.shape[:2], np.uint8)
+        mask[1, 1] = 1
+        return mask, []
+
+    return SimpleNamespace(load_mask=load_mask)
+
+
+def test_extra_mask_written_beside_the_label_map(tmp_path):
+    image = _png(tmp_path / "in" / "a.png", np.full((6, 9), 80))
+    fov = np.zeros((6, 9))
+    fov[1:5, 2:8] = 255  # a 0/255 file, as publishers ship them
+    case = Case("a", "p", image, extra_masks={"fov": _png(tmp_path / "in" / "a_fov.gif", fov)})
+    seen = []
+    sums = {}
+    row = convert._convert_case(case, tmp_path / "in", _plan(), _module(seen), tmp_path / "out", sums)
+    assert seen == [(6, 9)]  # load_mask saw the decoded image's shape
+    assert row["mask_fov"] == "masks_fov/a.png" and "masks_fov/a.png" in sums
+    written = np.asarray(Image.open(tmp_path / "out" / "masks_fov" / "a.png"))
+    assert written.dtype == np.uint8 and set(np.unique(written)) == {0, 1} and int(written.sum()) == 24
+    # A case without that mask keeps an empty column rather than losing it.
+    other = Case("b", "p", _png(tmp_path / "in" / "b.png", np.zeros((6, 9))))
+    assert convert._convert_case(other, tmp_path / "in", _plan(), _module([]), tmp_path / "out", {})["mask_fov"] == ""
+
+
+def test_extra_mask_of_another_size_is_a_case_error_naming_it(tmp_path):
+    image = _png(tmp_path / "a.png", np.zeros((6, 9)))
+    fov = _png(tmp_path / "a_fov.png", np.full((5, 9), 255))
+    case = Case("a", "p", image, extra_masks={"fov": fov})
+    with pytest.raises(CaseError, match="mask is 9x5 but its image is 9x6") as err:
+        convert._convert_case(case, tmp_path, _plan(), _module([]), tmp_path / "out", {})
+    assert err.value.path == str(fov)
+
+
+def test_undeclared_extra_mask_stops_the_dataset(tmp_path):
+    image = _png(tmp_path / "a.png", np.zeros((6, 9)))
+    case = Case("a", "p", image, extra_masks={"observer2": image})
+    with pytest.raises(MedcurateError, match=r"\['observer2'\] not declared in the catalogue's labels.extra_masks"):
+        convert._convert_case(case, tmp_path, _plan(), _module([]), tmp_path / "out", {})
+
+
+def test_exclude_flags_apply_to_classification_sets(tmp_path):
+    image = _png(tmp_path / "a.png", np.zeros((4, 4)))
+    plan = _plan("classification", exclude_flags=["not_fundus"])
+    flagged = Case("a", "p", image, meta={"not_fundus": 1, "low_quality": 1})
+    assert convert._convert_case(flagged, tmp_path, plan, SimpleNamespace(), tmp_path / "out", {})["exclusion"] == "not_fundus"
+    clean = Case("b", "p", image, meta={"not_fundus": 0})
+    assert convert._convert_case(clean, tmp_path, plan, SimpleNamespace(), tmp_path / "out", {})["exclusion"] == ""
+
+
+def test_junk_files_lists_what_files_skips(tmp_path):
+    _png(tmp_path / "XR_WRIST" / "image1.png", np.zeros((2, 2)))
+    (tmp_path / "XR_WRIST" / "._image1.png").write_bytes(b"\x00\x05\x16\x07")  # AppleDouble magic
+    assert datasets.files(tmp_path) == [tmp_path / "XR_WRIST" / "image1.png"]
+    assert datasets.junk_files(tmp_path) == [tmp_path / "XR_WRIST" / "._image1.png"]
