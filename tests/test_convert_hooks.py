@@ -84,3 +84,15 @@ def test_junk_files_lists_what_files_skips(tmp_path):
     (tmp_path / "XR_WRIST" / "._image1.png").write_bytes(b"\x00\x05\x16\x07")  # AppleDouble magic
     assert datasets.files(tmp_path) == [tmp_path / "XR_WRIST" / "image1.png"]
     assert datasets.junk_files(tmp_path) == [tmp_path / "XR_WRIST" / "._image1.png"]
+
+
+def test_module_columns_never_overwrite_generic_ones(tmp_path):
+    image = _png(tmp_path / "a.png", np.zeros((4, 5)))
+    plan = _plan("classification")
+    plan["module"] = "toy"
+    case = Case("a", "p", image, meta={"height": "172 cm"})
+    with pytest.raises(MedcurateError, match=r"module toy sets manifest column\(s\) \['height'\]"):
+        convert._convert_case(case, tmp_path, plan, SimpleNamespace(), tmp_path / "out", {})
+    case = Case("a", "p", image, meta={"patient_height": "172 cm"})
+    row = convert._convert_case(case, tmp_path, plan, SimpleNamespace(), tmp_path / "out", {})
+    assert row["height"] == 4 and row["patient_height"] == "172 cm"

@@ -179,18 +179,22 @@ def test_same_patient_same_split_with_official_splits():
     assert (df.groupby("patient_id")["split"].nunique() == 1).all()
 
 
-def test_linked_patients_are_carved_to_val_together():
-    """Two train patients sharing an image hash by their group, so they land in one split."""
+def test_linked_patients_are_carved_together_and_withheld_test_labels_are_carved():
+    """Two train patients sharing an image hash by their group, so they land in one split. Every
+    case is official train (the publisher withheld its test labels, like KiTS19): test is carved
+    from train by patient hash too, and said."""
     rows = []
     for i in range(200):
         rows.append({"case_id": f"a{i}", "patient_id": f"p{i}a", "official_split": "train", "pixel_sha256": f"s{i}"})
         rows.append({"case_id": f"b{i}", "patient_id": f"p{i}b", "official_split": "train", "pixel_sha256": f"s{i}"})
     df = frame(rows)
     warnings = splits.assign(df, "ds", {"val_fraction": 0.3, "test_fraction": 0.2})
-    assert warnings == []
+    assert warnings == ["the official split holds no labelled test case: test carved from train by patient hash (test_fraction 0.2)"]
     pairs = df.assign(pair=df["case_id"].str[1:]).groupby("pair")["split"].nunique()
     assert (pairs == 1).all()
-    assert set(df["split"]) == {"train", "val"}
+    share = df["split"].value_counts(normalize=True)
+    assert set(share.index) == {"train", "val", "test"}
+    assert 0.1 < share["test"] < 0.3 and 0.2 < share["val"] < 0.4
 
 
 def test_linked_patients_in_different_official_splits_warn():

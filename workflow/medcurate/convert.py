@@ -80,7 +80,6 @@ def _convert_case(case: datasets.Case, root: Path, plan: dict, module, out: Path
         "height": image.shape[0],
         "source": _rel(case.image, root),
         "subset": case.subset,
-        **case.meta,
         "pixel_sha256": pixel_digest(image),
         "mask_sha256": "",
         "cleaning": "",
@@ -93,14 +92,21 @@ def _convert_case(case: datasets.Case, root: Path, plan: dict, module, out: Path
         present = masks.labels_present(mask)
         facts = curation.measures(mask)
         sums[f"masks/{case.case_id}.png"] = write_png(mask, out / "masks" / f"{case.case_id}.png", plan["png_compress_level"])
-        row.update(case.meta)
         row.update(mask=f"masks/{case.case_id}.png", mask_sha256=pixel_digest(mask),
                    mask_source=_rel(case.mask, root), cleaning=";".join(actions),
                    mask_labels=" ".join(str(v) for v in present), **facts,
                    exclusion=";".join(curation.exclusions(mask, case.meta, facts, plan["curation"])))
         row.update(_extra_masks(case, plan, module, image.shape, out, sums))
     sums[f"images/{case.case_id}.png"] = write_png(image, out / "images" / f"{case.case_id}.png", plan["png_compress_level"])
-    return row
+    return with_meta(row, case, plan)
+
+
+def with_meta(row: dict, case: datasets.Case, plan: dict) -> dict:
+    """Add the module's own manifest columns (case.meta); one that would overwrite a column
+    medcurate writes (e.g. 'height') is refused rather than silently replacing it."""
+    if clash := sorted(set(case.meta) & set(row)):
+        raise MedcurateError(case.image, f"module {plan['module']} sets manifest column(s) {clash} that medcurate writes itself; rename them")
+    return {**row, **case.meta}
 
 
 def load_image(case: datasets.Case, plan: dict, module) -> np.ndarray:

@@ -34,7 +34,7 @@ def gather(plan: dict, shard_dirs: list[Path], out: Path, fetch_records: list[di
     label_columns = list(plan["labels"].get("classes", {}))
     duplicates = splits.resolve_duplicates(df, label_columns) if plan["curation"]["dedupe"] else pd.DataFrame()
     near = pd.DataFrame()
-    if plan["curation"].get("near_duplicates"):
+    if plan["curation"].get("near_duplicates") is not None:
         from . import neardup
 
         near = neardup.flag(df, shard_dirs, plan["curation"]["near_duplicates"])

@@ -59,7 +59,8 @@ def patient_groups(df: pd.DataFrame) -> dict[str, str]:
 
 def assign(df: pd.DataFrame, dataset: str, curation: dict) -> list[str]:
     """Fill the 'split' column. Official splits are kept; validation is carved from train by
-    patient hash; without an official split, test and validation are both drawn by patient hash."""
+    patient hash; without an official split, or one whose test labels were withheld (every labelled
+    case is official train), test and validation are both drawn by patient hash."""
     warnings = []
     groups = patient_groups(df)
     u = df["patient_id"].map(lambda p: unit_hash(dataset, groups[p]))
@@ -68,7 +69,11 @@ def assign(df: pd.DataFrame, dataset: str, curation: dict) -> list[str]:
     if (official != "").any():
         if (official == "").any():
             raise MedcurateError(dataset, "some cases have an official split and others none")
-        df["split"] = official.where(~((official == "train") & (u < val)), "val")
+        carve = test if not (official == "test").any() else 0.0
+        if carve:
+            warnings.append(f"the official split holds no labelled test case: test carved from train by patient hash (test_fraction {carve})")
+        train = official == "train"
+        df["split"] = official.where(~(train & (u < carve + val)), "val").where(~(train & (u < carve)), "test")
         if curation.get("split_conflicts") == "move_to_test":
             # A publisher's split that puts one patient in train and test leaks; keep train clean.
             spread = df.groupby("patient_id")["split"].nunique()
