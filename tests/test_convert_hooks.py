@@ -96,3 +96,13 @@ def test_module_columns_never_overwrite_generic_ones(tmp_path):
     case = Case("a", "p", image, meta={"patient_height": "172 cm"})
     row = convert._convert_case(case, tmp_path, plan, SimpleNamespace(), tmp_path / "out", {})
     assert row["height"] == 4 and row["patient_height"] == "172 cm"
+
+
+def test_read_table_keeps_columns_when_rows_end_in_a_separator(tmp_path):
+    """ChestX-ray14-style rows with a trailing ',' the header lacks: pandas would make the first
+    column the index and shift every other column by one."""
+    path = tmp_path / "t.csv"
+    path.write_text("Image Index,Finding Labels\n00000001_000.png,Cardiomegaly,\n00000001_001.png,No Finding,\n")
+    df = datasets.read_table(path, ",", ["Image Index", "Finding Labels"])
+    assert list(df["Image Index"]) == ["00000001_000.png", "00000001_001.png"]
+    assert list(df["Finding Labels"]) == ["Cardiomegaly", "No Finding"]

@@ -6,7 +6,6 @@ import os
 import zipfile
 
 import pytest
-
 from medcurate.atomic import file_digest
 from medcurate.datasets import files, find_one
 from medcurate.errors import ManualDataError, UnsafeArchiveError

@@ -399,10 +399,9 @@ def test_montage_stretches_16_bit_images_instead_of_clipping(tmp_path):
 def test_cleaning_on_the_foreground_box_equals_whole_image_cleaning():
     """clean() works on the bounding box of the foreground; it must give what whole-image
     morphology gives, holes and border contact included."""
+    from medcurate.masks import clean
     from scipy import ndimage
     from skimage import morphology
-
-    from medcurate.masks import clean
 
     rng = np.random.default_rng(7)
     for _ in range(20):
@@ -428,10 +427,9 @@ def test_image_declaring_billions_of_pixels_is_a_case_error(tmp_path):
     """Found by the fuzzer: a TIFF header claiming 3.2 Gpx made Pillow raise DecompressionBombError."""
     import zlib
 
-    from PIL import Image
-
     from medcurate.errors import CaseError
     from medcurate.images import read_image
+    from PIL import Image
 
     path = tmp_path / "bomb.png"
     Image.new("L", (8, 8)).save(path)

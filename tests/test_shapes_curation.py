@@ -3,7 +3,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from medcurate import curation, masks, shapes
 
 LABELS = {"mask": {"background": 0, "mass": 1, "calcification": 2}}

@@ -131,18 +131,12 @@ def _extra_masks(case, plan: dict, module, shape: tuple, out: Path, sums: dict) 
             continue
         src = case.extra_masks[name]
         reader = getattr(module, "load_extra_mask", None)
-        extra = reader(case, plan, name) if reader else _binary(src, values)
+        extra = reader(case, plan, name) if reader else masks.binary(src, values)
         extra, _ = masks.clean(extra, shape, values, {}, src)
         rel = f"masks_{name}/{case.case_id}.png"
         sums[rel] = write_png(extra, out / rel, plan["png_compress_level"])
         row[f"mask_{name}"] = rel
     return row
-
-
-def _binary(path: Path, values: dict[str, int]) -> np.ndarray:
-    """A two-valued mask file (0/255, 0/1, palette): any non-zero pixel is the table's one label."""
-    (label,) = [v for k, v in values.items() if k != "background"]
-    return ((read_image(path, "L") > 0) * label).astype(np.uint8)
 
 
 def _fields(rows: list[dict]) -> list[str]:

@@ -7,6 +7,7 @@ from scipy import ndimage
 from skimage import morphology
 
 from .errors import CaseError
+from .images import read_image
 
 
 def clean(mask: np.ndarray, image_shape: tuple[int, ...], values: dict[str, int], options: dict, source) -> tuple[np.ndarray, list[str]]:
@@ -47,6 +48,13 @@ def clean(mask: np.ndarray, image_shape: tuple[int, ...], values: dict[str, int]
             actions.append(f"{name}:filled_holes:{added}px")
     return mask, actions
 
+
+
+def binary(path, values: dict[str, int]) -> np.ndarray:
+    """A two-valued mask file (0/255, 0/1, palette GIF, 1-bit PNG): every non-zero pixel becomes
+    the table's one non-background label."""
+    (label,) = [v for k, v in values.items() if k != "background"]
+    return ((read_image(path, "L") > 0) * label).astype(np.uint8)
 
 
 def foreground_box(mask: np.ndarray) -> tuple[slice, slice] | None:

@@ -1,4 +1,5 @@
-"""QC montage: image + mask overlays (segmentation) or a class-labelled grid (classification)."""
+"""QC montage: image + mask overlays (segmentation), a class-labelled grid (classification), or
+for volumes each case's axial slice where its label is largest, with the overlay."""
 
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ def montage(df: pd.DataFrame, folder: Path, plan: dict, dest: Path, quarantined:
     curated = df[df["curated"] == 1].sort_values("case_id")
     n = plan["curation"]["qc_samples"]
     font = ImageFont.load_default()
-    if plan["task"] == "segmentation":
+    if plan["task"] in ("segmentation", "volume_segmentation"):
         picks = curated[curated["mask_labels"] != ""].head(n)
-        tiles = [(_overlay(folder, row, plan), row.case_id) for row in picks.itertuples()]
+        overlay = _volume_overlay if plan["task"] == "volume_segmentation" else _overlay
+        tiles = [(overlay(folder, row, plan), row.case_id) for row in picks.itertuples()]
         rows = [tiles[i:i + 6] for i in range(0, len(tiles), 6)]
     else:
         column = next(iter(plan["labels"]["classes"]))
@@ -76,6 +78,21 @@ def _rgb(px: np.ndarray) -> np.ndarray:
 def _overlay(folder: Path, row, plan: dict) -> Image.Image:
     image = _rgb(_pixels(folder / row.image))
     mask = _pixels(folder / row.mask)  # same size as its image, so the same subsampling
+    return _blend(image, mask, plan)
+
+
+def _volume_overlay(folder: Path, row, plan: dict) -> Image.Image:
+    """The axial slice holding most label voxels, with its overlay."""
+    from . import volumes
+
+    grey, label = volumes.largest_label_slice(folder / row.image, folder / row.mask)
+    tile = _blend(_rgb(grey), label, plan)
+    scale = min(THUMB[0] // tile.width, THUMB[1] // tile.height)
+    # a slice smaller than the tile (a low-resolution MR) is enlarged by whole pixels to stay legible
+    return tile.resize((tile.width * scale, tile.height * scale), Image.Resampling.NEAREST) if scale > 1 else tile
+
+
+def _blend(image: np.ndarray, mask: np.ndarray, plan: dict) -> Image.Image:
     for i, value in enumerate(sorted(v for v in plan["labels"]["mask"].values() if v)):
         hit = mask == value
         image[hit] = 0.55 * image[hit] + 0.45 * np.array(PALETTE[i % len(PALETTE)], np.float32)

@@ -16,6 +16,7 @@ import fnmatch
 import importlib
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -87,15 +88,34 @@ def read_table(path: Path, sep: str | None, required: list[str], encoding: str =
     """Read a CSV as strings with headers and cells whitespace-stripped (runs of spaces inside
     headers folded to one); check required columns. ``sep=None`` sniffs the delimiter."""
     try:
-        df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding=encoding, engine="python" if sep is None else "c")
+        # index_col=False: rows with more fields than the header (a trailing separator) must not
+        # turn the first column into the index and shift every other one; pandas then drops the
+        # extra fields with a warning, which is only harmless if they are all empty.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding=encoding, index_col=False,
+                             engine="python" if sep is None else "c")
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, csv.Error) as exc:
         raise MedcurateError(path, f"cannot parse as '{sep}'-separated CSV: {exc}") from None
+    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+        _check_extra_fields_empty(path, sep, encoding, len(df.columns))
     df.columns = [re.sub(r"\s+", " ", str(c)).strip() for c in df.columns]
     df = df.apply(lambda col: col.str.strip())
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise MedcurateError(path, f"missing column(s) {missing}; found {list(df.columns)} (wrong delimiter?)")
     return df
+
+
+def _check_extra_fields_empty(path: Path, sep: str | None, encoding: str, width: int) -> None:
+    with open(path, newline="", encoding=encoding) as fh:
+        sample = fh.read(65536)
+        fh.seek(0)
+        dialect = csv.Sniffer().sniff(sample) if sep is None else None
+        for line, cells in enumerate(csv.reader(fh, dialect) if dialect else csv.reader(fh, delimiter=sep), start=1):
+            if any(c.strip() for c in cells[width:]):
+                raise MedcurateError(path, f"line {line} has {len(cells)} fields but the header names {width}; "
+                                           "cannot tell the columns apart")
 
 
 def official_split(path: Path, line: int, value: str) -> str:

@@ -35,18 +35,14 @@ import json
 import logging
 import math
 import re
-import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import defusedxml.ElementTree as safe_et
 import numpy as np
-import openpyxl
 
 from .. import masks, shapes
 from ..errors import CaseError, MedcurateError
-from . import Case, files
+from . import Case, files, xlsx
 
 log = logging.getLogger("medcurate.datasets.cdd_cesm")
 
@@ -224,36 +220,13 @@ def rasterise(region: Region, shape: tuple[int, int], point_radius: float) -> tu
 def parse_metadata(data: bytes, source: str | Path) -> list[dict]:
     """Sheet 'all' of the annotations workbook -> one dict per non-blank row (cells as stripped
     strings, 'row' = sheet row number, 'raw_name' = Image_name as written)."""
-    _check_xml(data, source)
-    if not openpyxl.DEFUSEDXML:  # openpyxl parses the sheets itself; only defusedxml may do it
-        raise MedcurateError(source, "openpyxl is not using defusedxml (OPENPYXL_DEFUSEDXML is off); refusing to parse")
-    try:
-        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # noqa: BLE001 -- openpyxl raises a zoo of types (KeyError, TypeError, ...) on damaged files
-        raise MedcurateError(source, f"cannot read as an xlsx workbook ({type(exc).__name__}: {exc})") from None
-    try:
-        if SHEET not in book.sheetnames:
-            raise MedcurateError(source, f"no sheet '{SHEET}' (sheets: {book.sheetnames})")
-        rows = list(book[SHEET].iter_rows(values_only=True))
-    except MedcurateError:
-        raise
-    except Exception as exc:  # noqa: BLE001 -- as above
-        raise MedcurateError(source, f"sheet '{SHEET}' cannot be read ({type(exc).__name__}: {exc})") from None
-    finally:
-        book.close()
-    if not rows:
-        raise MedcurateError(source, f"sheet '{SHEET}' is empty")
-    header = [re.sub(r"\s+", " ", _cell(h)).strip() for h in rows[0]]
+    header, rows = xlsx.read_rows(data, source, SHEET)
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise MedcurateError(source, f"sheet '{SHEET}': missing column(s) {missing}; found {header}")
     col = {name: i for i, name in enumerate(header) if name}
     out = []
-    for number, cells in enumerate(rows[1:], start=2):
-        cells = [_cell(c) for c in cells]
-        if not "".join(cells).strip():
-            continue
-        cells += [""] * (len(header) - len(cells))
+    for number, cells in rows:
         values = {name: cells[i].strip() for name, i in col.items()}
         get = values.get
         raw = cells[col["Image_name"]]
@@ -264,31 +237,6 @@ def parse_metadata(data: bytes, source: str | Path) -> list[dict]:
         row.update({key: get(name, "") for name, key in OPTIONAL.items()})
         out.append(row)
     return out
-
-
-def _check_xml(data: bytes, source) -> None:
-    """Every XML part of the workbook must pass defusedxml (no entities, no external references)
-    before openpyxl sees it."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            parts = {n: zf.read(n) for n in zf.namelist() if n.lower().endswith((".xml", ".rels"))}
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as exc:
-        raise MedcurateError(source, f"not an xlsx workbook (damaged zip): {exc}") from None
-    if not parts:
-        raise MedcurateError(source, "not an xlsx workbook: no XML parts")
-    for name, xml in parts.items():
-        try:
-            safe_et.fromstring(xml)
-        except (safe_et.ParseError, ValueError) as exc:  # defusedxml's refusals are ValueErrors
-            raise MedcurateError(source, f"{name}: unsafe or malformed XML ({type(exc).__name__}: {exc})") from None
-
-
-def _cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def image_key(name: str) -> str:

@@ -10,8 +10,10 @@ builder writes ``<out>/<dataset>/...`` and returns the files it wrote.
 from __future__ import annotations
 
 import csv
+import gzip
 import importlib
 import io
+import lzma
 import pkgutil
 import tarfile
 import zipfile
@@ -57,26 +59,29 @@ def mammogram(name: str, size: tuple[int, int], bits: int = 14) -> np.ndarray:
 # ---------------------------------------------------------------- deterministic archives
 
 
-def zip_bytes(members: dict[str, bytes]) -> bytes:
-    """A zip with fixed timestamps and modes, members in the given order."""
+def zip_bytes(members: dict[str, bytes], store: tuple[str, ...] = ()) -> bytes:
+    """A zip with fixed timestamps and modes, members in the given order; members whose names end
+    in one of ``store`` are stored, not deflated (already compressed, e.g. .nii.gz)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         for name, data in members.items():
             info = zipfile.ZipInfo(name, ZIP_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = zipfile.ZIP_STORED if store and name.endswith(store) else zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             zf.writestr(info, data, compresslevel=6)
     return buf.getvalue()
 
 
-def write_zip(dest: Path, members: dict[str, bytes]) -> None:
+def write_zip(dest: Path, members: dict[str, bytes], store: tuple[str, ...] = ()) -> None:
     with atomic_path(dest) as tmp:
-        tmp.write_bytes(zip_bytes(members))
+        tmp.write_bytes(zip_bytes(members, store))
 
 
-def write_tar_xz(dest: Path, members: dict[str, bytes]) -> None:
+def tar_bytes(members: dict[str, bytes]) -> bytes:
+    """An uncompressed tar with fixed mtimes and modes; folder entries for nested members."""
     dirs = sorted({str(Path(n).parents[i]) for n in members for i in range(len(Path(n).parents) - 1)})
-    with atomic_path(dest) as tmp, tarfile.open(tmp, "w:xz", format=tarfile.GNU_FORMAT, preset=6) as tf:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
         for d in dirs:
             info = tarfile.TarInfo(d)
             info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, TAR_MTIME
@@ -85,6 +90,23 @@ def write_tar_xz(dest: Path, members: dict[str, bytes]) -> None:
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), 0o644, TAR_MTIME
             tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def write_tar(dest: Path, members: dict[str, bytes]) -> None:
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(tar_bytes(members))
+
+
+def write_tar_xz(dest: Path, members: dict[str, bytes]) -> None:
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(lzma.compress(tar_bytes(members), preset=6))
+
+
+def write_tar_gz(dest: Path, members: dict[str, bytes]) -> None:
+    """gzip header without file name or time, so equal members give equal bytes."""
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(gzip.compress(tar_bytes(members), compresslevel=6, mtime=0))
 
 
 def csv_bytes(rows: list[list[str]], delimiter: str) -> bytes:
