@@ -480,18 +480,20 @@ def test_nnunet_layout(tmp_path):
     stage, df, sums = staged(tmp_path, [("train", ""), ("train", "empty_mask"), ("val", ""), ("test", ""), ("train", "")])
     before = dict(sums)
     out = volumes.nnunet_layout(df, stage, plan(), sums)
-    assert list(out["image"]) == ["nnunet/imagesTr/case0_0000.nii.gz", "nnunet/imagesTr/case1_0000.nii.gz",
+    # The excluded case stays in volumes/: no nnU-Net fold (not even 'all') can train on it.
+    assert list(out["image"]) == ["nnunet/imagesTr/case0_0000.nii.gz", "volumes/images/case1_0000.nii.gz",
                                   "nnunet/imagesTr/case2_0000.nii.gz", "nnunet/imagesTs/case3_0000.nii.gz",
                                   "nnunet/imagesTr/case4_0000.nii.gz"]
     assert out.loc[3, "mask"] == "nnunet/labelsTs/case3.nii.gz" and out.loc[2, "mask"] == "nnunet/labelsTr/case2.nii.gz"
-    assert not (stage / "volumes").exists()
+    assert out.loc[1, "mask"] == "volumes/labels/case1.nii.gz"
+    assert sorted(p.name for p in (stage / "volumes").rglob("*.nii.gz")) == ["case1.nii.gz", "case1_0000.nii.gz"]
     for rel in list(out["image"]) + list(out["mask"]):
         assert hashlib.sha256((stage / rel).read_bytes()).hexdigest() == sums[rel]
     assert sums["nnunet/imagesTs/case3_0000.nii.gz"] == before["volumes/images/case3_0000.nii.gz"]
-    assert not any(k.startswith("volumes/") for k in sums)
+    assert sorted(k for k in sums if k.startswith("volumes/")) == ["volumes/images/case1_0000.nii.gz", "volumes/labels/case1.nii.gz"]
     info = json.loads((stage / "nnunet/dataset.json").read_text())
     assert info == {"channel_names": {"0": "T2"}, "labels": {"background": 0, "organ": 1, "lesion": 2},
-                    "numTraining": 4, "file_ending": ".nii.gz", "name": "Volumes", "licence": "CC0",
+                    "numTraining": 3, "file_ending": ".nii.gz", "name": "Volumes", "licence": "CC0",
                     "reference": "Someone 2024"}
     assert len(list((stage / "nnunet/imagesTr").iterdir())) == info["numTraining"]
     folds = json.loads((stage / "nnunet/splits_final.json").read_text())

@@ -105,7 +105,8 @@ def _check_nnunet(out: Path, m: pd.DataFrame, info: dict) -> None:
     assert sorted(folds[0]["val"]) == sorted(curated.loc[curated.split == "val", "case_id"])
     for row in m.itertuples():
         image, label = nib.load(out / row.image), nib.load(out / row.mask)
-        assert row.image.startswith("nnunet/imagesTs/" if row.split == "test" else "nnunet/imagesTr/")
+        home = "volumes/images/" if not row.curated else "nnunet/imagesTs/" if row.split == "test" else "nnunet/imagesTr/"
+        assert row.image.startswith(home), (row.case_id, row.image)
         assert image.shape == label.shape == (row.width, row.height, row.depth)
         assert np.allclose(image.affine, label.affine)
         assert nib.aff2axcodes(image.affine) == ("R", "A", "S")

@@ -30,6 +30,7 @@ from skimage import measure
 
 from . import curation
 from .atomic import atomic_path
+from .convert import with_meta
 from .datasets import files  # follows symlinks, as a gated dataset's root needs
 from .errors import CaseError
 from .images import pixel_digest, write_png
@@ -358,7 +359,7 @@ def convert_case(case, root: Path, plan: dict, module, out: Path, sums: dict) ->
     present = sorted(set(np.unique(labels).tolist()) - {0})
     options = {**plan["curation"], "crude_shapes": None}  # the box/oval test is a 2-D judgement
     spacing = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
-    return {
+    return with_meta({
         "case_id": case.case_id,
         "patient_id": case.patient_id,
         "official_split": case.split or "",
@@ -374,7 +375,6 @@ def convert_case(case, root: Path, plan: dict, module, out: Path, sums: dict) ->
         "slices": n_slices,
         "source": _rel(case.image, root),
         "subset": case.subset,
-        **case.meta,
         "pixel_sha256": pixel_digest(arr),
         "mask_sha256": pixel_digest(labels),
         "mask_source": _rel(case.mask, root),
@@ -382,7 +382,7 @@ def convert_case(case, root: Path, plan: dict, module, out: Path, sums: dict) ->
         "cleaning": ";".join(actions),
         **facts,
         "exclusion": ";".join(curation.exclusions(labels, case.meta, facts, options)),
-    }
+    }, case, plan)
 
 
 def _load(module, hook: str, case, plan: dict, path: Path) -> Volume:
@@ -477,12 +477,14 @@ def _rel(path, root: Path) -> str:
 
 
 def nnunet_layout(df: pd.DataFrame, stage: Path, plan: dict, sums: dict) -> pd.DataFrame:
-    """Move the staged volumes into nnU-Net v2's raw layout (train and val -> *Tr, test -> *Ts),
-    write its dataset.json and a splits_final.json holding our patient-wise split of the curated
-    cases; rewrite df.image/df.mask and the keys of ``sums``."""
+    """Move the staged volumes of the curated cases into nnU-Net v2's raw layout (train and val ->
+    *Tr, test -> *Ts), write its dataset.json and a splits_final.json holding our patient-wise
+    split; rewrite df.image/df.mask and the keys of ``sums``. Excluded cases stay in volumes/
+    (listed in the manifest with their reasons), so no nnU-Net fold, not even 'all', trains on them."""
     df = df.copy()
     nn = stage / "nnunet"
-    for idx, row in df.iterrows():
+    curated = df["exclusion"].fillna("") == ""
+    for idx, row in df[curated].iterrows():
         tail = "Tr" if row["split"] in ("train", "val") else "Ts"
         for column, folder in (("image", f"images{tail}"), ("mask", f"labels{tail}")):
             old = str(row[column])
@@ -495,9 +497,8 @@ def nnunet_layout(df: pd.DataFrame, stage: Path, plan: dict, sums: dict) -> pd.D
     for sub in ("volumes/images", "volumes/labels", "volumes"):
         if (stage / sub).is_dir() and not any((stage / sub).iterdir()):
             (stage / sub).rmdir()
-    curated = df["exclusion"].fillna("") == ""
     folds = [{s: sorted(df.loc[curated & (df["split"] == s), "case_id"]) for s in ("train", "val")}]
-    training = int(df["split"].isin(["train", "val"]).sum())
+    training = int((curated & df["split"].isin(["train", "val"])).sum())
     _write_json(nn / "dataset.json", nnunet_dataset_json(plan, training))
     _write_json(nn / "splits_final.json", folds)
     return df
