@@ -64,6 +64,20 @@ def files(root: Path, pattern: str = "*") -> list[Path]:
     return sorted(hits)
 
 
+def index_files(root: Path, pattern: str, key=lambda path: path.name) -> dict[str, Path]:
+    """``key(path)`` -> the one file below ``root`` matching ``pattern`` (files whose key is None
+    are left out); a key found twice (a release placed twice, two copies) is an error naming both."""
+    found: dict[str, Path] = {}
+    for path in files(root, pattern):
+        k = key(path)
+        if k is None:
+            continue
+        if k in found:
+            raise MedcurateError(root, f"{path.name} found twice ({found[k]}, {path}); cannot tell which to use")
+        found[k] = path
+    return found
+
+
 def junk_files(root: Path) -> list[Path]:
     """macOS AppleDouble files ('._name': resource-fork metadata, not data) below ``root``, which
     files() skips; a module lists them so they are reported rather than silently dropped."""

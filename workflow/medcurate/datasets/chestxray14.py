@@ -26,7 +26,7 @@ import re
 from pathlib import Path
 
 from ..errors import CaseError, MedcurateError
-from . import Case, files, find_one, read_table, slug
+from . import Case, find_one, index_files, read_table, slug
 
 CSV = "Data_Entry_2017_v2020.csv"
 TRAIN_VAL, TEST = "train_val_list.txt", "test_list.txt"
@@ -144,10 +144,5 @@ def official_splits(train_val: Path, test: Path) -> dict[str, str]:
 
 
 def image_index(root: Path) -> dict[str, Path]:
-    index: dict[str, Path] = {}
-    for path in files(root, "*.png"):
-        if path.name in index:
-            raise MedcurateError(path, f"image found twice (also {index[path.name]}); cannot tell which to use")
-        index[path.name] = path
-    return index
+    return index_files(root, "*.png")
 

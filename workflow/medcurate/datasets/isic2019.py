@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import CaseError, MedcurateError
-from . import Case, files, find_one, read_table, slug
+from . import Case, find_one, index_files, read_table, slug
 
 GROUND_TRUTH = "ISIC_2019_Training_GroundTruth.csv"
 METADATA = "ISIC_2019_Training_Metadata.csv"
@@ -91,12 +91,7 @@ def metadata(path: Path) -> dict[str, dict]:
 
 def image_index(root: Path) -> dict[str, Path]:
     """JPEG stem -> path for every .jpg below root (ISIC_NNNNNNN[_downsampled].jpg)."""
-    index: dict[str, Path] = {}
-    for path in files(root, "*.jpg"):
-        if path.stem in index:
-            raise MedcurateError(path, f"image found twice (also {index[path.stem]}); cannot tell which to use")
-        index[path.stem] = path
-    return index
+    return index_files(root, "*.jpg", key=lambda path: path.stem)
 
 
 def _key(name: str) -> str:

@@ -38,7 +38,7 @@ import numpy as np
 from .. import shapes
 from ..errors import CaseError, MedcurateError
 from ..masks import compose
-from . import Case, files, find_one
+from . import Case, find_one, index_files
 
 INFO = "Info.txt"
 REF = re.compile(r"^mdb(\d{3})$")
@@ -148,11 +148,7 @@ def cases(root: Path, plan: dict) -> list[Case]:
     except UnicodeDecodeError as exc:
         raise MedcurateError(info, f"not ASCII text ({exc})") from None
     rows, problems = parse_info(text, info)
-    images: dict[str, Path] = {}
-    for path in files(root, "mdb*.pgm"):
-        if path.stem in images:
-            raise MedcurateError(root, f"{path.name} found twice ({images[path.stem]}, {path}); cannot tell which to use")
-        images[path.stem] = path
+    images = index_files(root, "mdb*.pgm", key=lambda path: path.stem)
     return [_case(ref, rows.get(ref, []), problems.get(ref), images.get(ref), info)
             for ref in sorted(rows.keys() | problems.keys() | images.keys())]
 

@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 
 from ..errors import CaseError, MedcurateError
-from . import Case, files
+from . import Case, index_files
 
 IMAGE = re.compile(r"^(Case\d+)\.mhd$", re.IGNORECASE)
 LABEL = re.compile(r"^(Case\d+)_segmentation\.mhd$", re.IGNORECASE)
@@ -49,11 +49,8 @@ def cases(root: Path, plan: dict) -> list[Case]:
 
 
 def _index(root: Path, pattern: re.Pattern) -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for path in files(root, "*.[mM][hH][dD]"):
-        if m := pattern.match(path.name):
-            case_id = m.group(1)[:1].upper() + m.group(1)[1:].lower()  # 'case03' and 'Case03' are one case
-            if case_id in found:
-                raise MedcurateError(root, f"{path.name} found twice ({found[case_id]}, {path}); cannot tell which to use")
-            found[case_id] = path
-    return found
+    def case_id(path: Path) -> str | None:
+        m = pattern.match(path.name)
+        return m and m.group(1)[:1].upper() + m.group(1)[1:].lower()  # 'case03' and 'Case03' are one case
+
+    return index_files(root, "*.[mM][hH][dD]", key=case_id)

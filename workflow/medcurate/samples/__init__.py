@@ -15,6 +15,7 @@ import importlib
 import io
 import lzma
 import pkgutil
+import re
 import tarfile
 import zipfile
 import zlib
@@ -107,6 +108,21 @@ def write_tar_gz(dest: Path, members: dict[str, bytes]) -> None:
     """gzip header without file name or time, so equal members give equal bytes."""
     with atomic_path(dest) as tmp:
         tmp.write_bytes(gzip.compress(tar_bytes(members), compresslevel=6, mtime=0))
+
+
+def xlsx_bytes(book, when) -> bytes:
+    """An openpyxl workbook saved with fixed creation/modification times (openpyxl stamps 'now'
+    into docProps/core.xml) and fixed zip timestamps: same bytes on every run."""
+    book.properties.creator = "medcurate sample"
+    book.properties.created = when
+    buf = io.BytesIO()
+    book.save(buf)
+    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    members["docProps/core.xml"] = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)",
+                                          rb"\g<1>" + stamp + rb"\g<2>", members["docProps/core.xml"])
+    return zip_bytes(members)
 
 
 def csv_bytes(rows: list[list[str]], delimiter: str) -> bytes:

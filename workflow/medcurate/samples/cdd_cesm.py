@@ -18,13 +18,12 @@ import datetime
 import io
 import json
 import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from . import csv_bytes, mammogram, write_zip, zip_bytes
+from . import csv_bytes, mammogram, write_zip, xlsx_bytes
 
 DATASETS = ("cdd_cesm",)
 
@@ -164,13 +163,4 @@ def workbook() -> bytes:
     for row in rows:
         if "calcification" in row[7]:
             calc.append(row[:9] + row[10:])
-    book.properties.creator = "medcurate sample"
-    book.properties.created = FIXED_TIME
-    buf = io.BytesIO()
-    book.save(buf)
-    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as zf:
-        members = {n: zf.read(n) for n in zf.namelist()}
-    stamp = FIXED_TIME.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
-    members["docProps/core.xml"] = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)",
-                                          rb"\g<1>" + stamp + rb"\g<2>", members["docProps/core.xml"])
-    return zip_bytes(members)
+    return xlsx_bytes(book, FIXED_TIME)

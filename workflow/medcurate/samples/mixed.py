@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import datetime
 import io
-import re
 import struct
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +37,7 @@ from . import (
     seeded,
     write_tar_gz,
     write_zip,
-    zip_bytes,
+    xlsx_bytes,
 )
 
 DATASETS = ("mura", "odir5k", "mias")
@@ -158,16 +156,7 @@ def odir_workbook() -> bytes:
     sheet.append(ODIR_HEADER)
     for pid, age, sex, left, right, flags in ODIR_ROWS:
         sheet.append([pid, age, sex, f"{pid}_left.jpg", f"{pid}_right.jpg", left, right, *(int(c) for c in flags)])
-    book.properties.creator = "medcurate sample"
-    book.properties.created = ODIR_TIME
-    buf = io.BytesIO()
-    book.save(buf)
-    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as zf:
-        members = {n: zf.read(n) for n in zf.namelist()}
-    stamp = ODIR_TIME.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
-    members["docProps/core.xml"] = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)",
-                                          rb"\g<1>" + stamp + rb"\g<2>", members["docProps/core.xml"])
-    return zip_bytes(members)
+    return xlsx_bytes(book, ODIR_TIME)
 
 
 # ---------------------------------------------------------------- mini-MIAS
