@@ -511,3 +511,20 @@ def test_volume_qc_tile_is_the_largest_label_slice(tmp_path):
     red = (tile[..., 0] > tile[..., 1] + 40)  # label 1 takes the first palette colour (red)
     assert red.sum() == 9 * 24 * 24  # the 3x3 label of slice k=2, the only one holding label voxels
     assert Image.open(stage / "qc" / "montage.png").size[0] >= 6 * qc.THUMB[0]
+
+
+@pytest.mark.parametrize("option, value", [("fill_holes", True), ("min_component_area", 10),
+                                           ("crude_shapes", {"box_fill": 0.9})])
+def test_two_dimensional_cleaning_is_refused_for_volume_datasets(option, value):
+    """They would leave the labels silently unchanged: the catalogue check names the field."""
+    import yaml
+    from medcurate import catalogue
+    from medcurate.errors import CatalogueError
+
+    path = Path(__file__).resolve().parents[1] / "config" / "datasets" / "promise12.yaml"
+    entry = yaml.safe_load(path.read_text())
+    entry["curation"][option] = value
+    with pytest.raises(CatalogueError, match=rf"field 'curation.{option}'"):
+        catalogue.validate(entry, "dataset", path)
+    entry["task"] = "segmentation"  # the same options are fine on 2-D masks
+    catalogue.validate(entry, "dataset", path)
