@@ -22,7 +22,7 @@ import pandas as pd
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
-from medcurate import neardup  # noqa: E402
+from medcurate import neardup
 
 SIZE = (420, 580)  # rows, columns of the competition's frames
 
