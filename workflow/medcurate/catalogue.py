@@ -6,6 +6,7 @@ Everything a job needs about one dataset is resolved here, once, into a JSON-abl
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -37,7 +38,10 @@ def _with_defaults(cls):
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
 
 
+@functools.cache
 def _schema(name: str) -> dict:
+    """Parsed once per process: every entry and every plan is validated against it, and the
+    Snakefile's parse (paid by each job and each no-op run) would otherwise re-read it 40 times."""
     return yaml.safe_load((SCHEMAS / f"{name}.schema.yaml").read_text())
 
 
