@@ -27,6 +27,10 @@ def cmd_fetch(args) -> None:
     from .fetch import fetch
 
     plan = _plan(args.plan)
+    if plan["access"]["mode"] == "manual":
+        from .manual import placed_entries
+
+        placed_entries(plan)  # nothing placed yet: say what to request before downloading the rest
     source = next(s for s in plan["sources"] if s["name"] == args.source)
     dl = plan["download"]
     record = fetch(source, Path(args.dest), zenodo_api=dl["zenodo_api"], timeout=dl["timeout"],

@@ -19,13 +19,21 @@ from .errors import ManualDataError
 from .unpack import Limits, is_archive, unpack
 
 
-def prepare(plan: dict, downloads: list[dict], dest: Path, limits: Limits) -> dict:
+def placed_entries(plan: dict) -> list[Path]:
+    """What the user put in the manual folder; none at all stops with the instructions. Also run
+    before a gated dataset's downloads (ChestX-ray14's are 42 GB), so the user learns first."""
     folder = Path(plan["manual_dir"])
     entries = sorted(p for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else []
     if not entries:
         nothing = [f"missing {'or empty folder' if e.get('kind') == 'dir' else 'file'}: {e['path']}{'/' if e.get('kind') == 'dir' else ''}"
                    for e in plan["access"]["expected"]]
         raise ManualDataError(folder, message(plan, [f"{folder}/ is missing or empty", *nothing]))
+    return entries
+
+
+def prepare(plan: dict, downloads: list[dict], dest: Path, limits: Limits) -> dict:
+    folder = Path(plan["manual_dir"])
+    entries = placed_entries(plan)
     archives = [p for p in entries if p.is_file() and is_archive(p.name)]
     placed = []
     for path in archives:
