@@ -13,7 +13,6 @@ import pytest
 from conftest import sample_plan, unpacked
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from medcurate import samples
 from medcurate.convert import convert_shard, enumerate_cases
 from medcurate.datasets import acdc
 from medcurate.errors import CaseError, MedcurateError
@@ -23,13 +22,6 @@ from medcurate.unpack import Limits, unpack
 # The form of a real Info.cfg (patient001, quoted in mathpluscode/CineMA's README).
 REAL_FORM = "ED: 1\nES: 12\nGroup: DCM\nHeight: 184.0\nNbFrame: 30\nWeight: 95.0\n"
 TRAIN = "ACDC/ACDC/database/training"
-
-
-@pytest.fixture(scope="module")
-def mirror(tmp_path_factory):
-    out = tmp_path_factory.mktemp("mirror")
-    samples.build(out, ["acdc"])
-    return out
 
 
 @pytest.fixture(scope="module")

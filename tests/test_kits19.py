@@ -16,7 +16,6 @@ import pytest
 from conftest import prepared, sample_plan
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from medcurate import samples
 from medcurate.convert import convert_shard
 from medcurate.datasets import kits19
 from medcurate.errors import CaseError, ManualDataError, MedcurateError
@@ -25,13 +24,6 @@ from medcurate.samples.cardiac_kidney import kits_affine
 from medcurate.unpack import Limits
 
 PIN = "456b293435b25303bbc7995f094f83a0afdff0eb"
-
-
-@pytest.fixture(scope="module")
-def mirror(tmp_path_factory):
-    out = tmp_path_factory.mktemp("mirror")
-    samples.build(out, ["kits19"])
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from conftest import sample_plan, unpacked
-from medcurate import samples, volumes
+from medcurate import volumes
 from medcurate.convert import convert_shard, enumerate_cases
 from medcurate.datasets import promise12
 from medcurate.errors import CaseError, MedcurateError
@@ -24,13 +24,6 @@ from medcurate.samples import volumetric
 
 KEYS = ["ObjectType", "NDims", "BinaryData", "BinaryDataByteOrderMSB", "CompressedData", "TransformMatrix", "Offset",
         "CenterOfRotation", "AnatomicalOrientation", "ElementSpacing", "DimSize", "ElementType", "ElementDataFile"]
-
-
-@pytest.fixture(scope="module")
-def mirror(tmp_path_factory):
-    out = tmp_path_factory.mktemp("p12mirror")
-    samples.build(out, ["promise12"])
-    return out
 
 
 @pytest.fixture(scope="module")

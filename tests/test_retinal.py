@@ -31,14 +31,6 @@ IDS = ("drive", "stare", "chase_db1")
 
 
 @pytest.fixture(scope="module")
-def mirror(tmp_path_factory) -> Path:
-    """Only the retinal part of the sample mirror (the same bytes as workflow/sample-mirror)."""
-    out = tmp_path_factory.mktemp("retinal-mirror")
-    samples.build(out, list(IDS))
-    return out
-
-
-@pytest.fixture(scope="module")
 def roots(mirror, tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("retinal-roots")
     return {
