@@ -37,6 +37,18 @@ def mirror(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def server():
+    """A loopback HTTP server whose answers each test configures (loopback.Server)."""
+    from loopback import Server
+
+    srv = Server()
+    srv.thread.start()
+    yield srv
+    srv.httpd.shutdown()
+    srv.httpd.server_close()
+
+
+@pytest.fixture
 def plans():
     """Plans of the catalogue's entries, resolved against the default config."""
     from medcurate import catalogue

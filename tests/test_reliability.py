@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
-import http.server
 import importlib
 import importlib.util
 import io
@@ -44,7 +43,6 @@ import socket
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 import types
 import zipfile
@@ -56,6 +54,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import ROOT, prepared, sample_plan, snakemake_exe
+from loopback import DATA, HTML, SHA256, Loopback, Server
 from medcurate import catalogue, cli
 from medcurate import secrets as secrets_mod
 from medcurate.datasets import Case, find_one, read_table
@@ -66,7 +65,6 @@ from medcurate.images import read_image
 from medcurate.lock import ENV as LOCK_ENV
 from medcurate.lock import LOCK_NAME, FolderLock, LockedError, RunLock
 from PIL import Image
-from test_fetch import DATA, HTML, SHA256, Server
 from test_unpack import make_tar, make_zip, tar_member, zeros_zip
 
 MIRROR = ROOT / "workflow" / "sample-mirror"
@@ -711,15 +709,6 @@ ROWS = [
 ]
 
 
-@pytest.fixture
-def server():
-    srv = Server()
-    srv.thread.start()
-    yield srv
-    srv.httpd.shutdown()
-    srv.httpd.server_close()
-
-
 def temporary_files(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
                   if TEMP_NAME.search(p.name) or p.name.endswith(".part"))
@@ -1102,48 +1091,6 @@ def test_lock_without_flock_uses_an_exclusive_file(tmp_path, monkeypatch):
     (folder / LOCK_NAME).write_text(json.dumps({"pid": 1, "host": "node-17", "started": "2026-01-01T00:00:00Z"}))
     with pytest.raises(LockedError, match=r"pid 1 on host node-17(.|\n)*rm .*\.medcurate\.lock"):
         FolderLock(folder).acquire()
-
-
-class Loopback(http.server.ThreadingHTTPServer):
-    """Archives under /files/ and a Zenodo-style records API, on 127.0.0.1. ``gate``: the first file
-    download waits until it is set; ``token``: every request must carry ``Authorization: Bearer <token>``."""
-
-    def __init__(self, files: dict[str, bytes], record: int, token: str | None = None):
-        self.files, self.record, self.token = files, record, token
-        self.gate, self.requests = threading.Event(), []
-        self.gate.set()
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(h):
-                outer.requests.append((h.path, h.headers.get("Authorization")))
-                if outer.token and h.headers.get("Authorization") != f"Bearer {outer.token}":
-                    return h.send_error(401)
-                if h.path == f"/api/records/{record}":
-                    body = json.dumps({"files": [{"key": k, "size": len(v), "checksum": "md5:" + hashlib.md5(v).hexdigest()}
-                                                 for k, v in files.items()]}).encode()
-                elif h.path.startswith("/files/") and h.path[7:] in files:
-                    if sum(p.startswith("/files/") for p, _ in outer.requests) == 1:
-                        outer.gate.wait(120)
-                    body = files[h.path[7:]]
-                else:
-                    return h.send_error(404)
-                h.send_response(200)
-                h.send_header("Content-Type", "application/octet-stream")
-                h.send_header("Content-Length", str(len(body)))
-                h.end_headers()
-                h.wfile.write(body)
-
-            def log_message(h, *args):
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.daemon_threads = True
-        threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
 
 @pytest.fixture

@@ -3,11 +3,9 @@ re-runs, byte-identical fresh runs, the report, lint and dry-runs, gated dataset
 downloads from a loopback server through the whole workflow."""
 
 import hashlib
-import http.server
 import json
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import ROOT, snakemake_exe
+from loopback import Loopback
 from PIL import Image
 
 pytestmark = pytest.mark.e2e
@@ -191,41 +190,10 @@ def test_gated_dataset_fails_first_with_instructions_then_builds(snakemake_bin, 
     assert info["counts"]["cases"] > 0 and info["sources"][0]["name"] == "FETAL_PLANES_DB_data.csv"
 
 
-class _Zenodo(http.server.ThreadingHTTPServer):
-    """Serves archives and a Zenodo-style records API from memory on 127.0.0.1."""
-
-    def __init__(self, files: dict[str, bytes], record: int):
-        self.files, self.record, self.requests = files, record, []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(h):
-                self.requests.append(h.path)
-                if h.path == f"/api/records/{record}":
-                    body = json.dumps({"files": [{"key": k, "size": len(v), "checksum": "md5:" + hashlib.md5(v).hexdigest()}
-                                                 for k, v in files.items()]}).encode()
-                    ctype = "application/json"
-                elif h.path.startswith("/files/") and h.path[7:] in files:
-                    body, ctype = files[h.path[7:]], "application/octet-stream"
-                else:
-                    h.send_error(404)
-                    return
-                h.send_response(200)
-                h.send_header("Content-Type", ctype)
-                h.send_header("Content-Length", str(len(body)))
-                h.end_headers()
-                h.wfile.write(body)
-
-            def log_message(h, *args):
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-
-
 def test_real_download_path_with_zenodo_checksum(snakemake_bin, mirror, tmp_path):
     archive = (mirror / "african_fetal_planes" / "Zenodo_dataset.tar.xz").read_bytes()
-    server = _Zenodo({"Zenodo_dataset.tar.xz": archive}, 7540448)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
+    server = Loopback({"Zenodo_dataset.tar.xz": archive}, 7540448)
+    base = server.base
     try:
         cat = _catalogue_copy(tmp_path)
         entry = cat / "african_fetal_planes.yaml"
@@ -247,3 +215,4 @@ def test_real_download_path_with_zenodo_checksum(snakemake_bin, mirror, tmp_path
         assert len(server.requests) == n
     finally:
         server.shutdown()
+        server.server_close()
