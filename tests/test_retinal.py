@@ -18,10 +18,11 @@ import pytest
 from conftest import prepared, sample_plan, unpacked
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from medcurate import samples
+from medcurate import images, masks, samples
 from medcurate.convert import convert_shard, enumerate_cases
 from medcurate.datasets import chase_db1, drive, stare
 from medcurate.errors import CaseError, ManualDataError, MedcurateError
+from medcurate.images import read_image
 from medcurate.manual import prepare
 from medcurate.samples import retinal
 from medcurate.unpack import Limits
@@ -427,26 +428,32 @@ def test_stare_grey_label_reads_like_the_colour_one(tmp_path):
         buf = io.BytesIO()
         im.save(buf, format="PPM")
         (tmp_path / name).write_bytes(gzip.compress(buf.getvalue(), mtime=0))
-        assert np.array_equal(stare.vessels(tmp_path / name, 1), vessels.astype(np.uint8))
+        assert np.array_equal(masks.binary(tmp_path / name, {"background": 0, "vessel": 1}), vessels.astype(np.uint8))
 
 
-def test_stare_gzip_errors_name_the_file(tmp_path):
+def test_stare_gzip_errors_name_the_file(tmp_path, monkeypatch):
+    """The generic reader inflates gzip-wrapped images (STARE's .ppm.gz) and names the file."""
     bad = tmp_path / "im0001.ppm.gz"
     bad.write_bytes(b"not gzip at all")
     with pytest.raises(CaseError, match="not a valid gzip file") as err:
-        stare.decode(bad, "RGB")
+        read_image(bad, "RGB")
     assert err.value.path == str(bad)
     good = gzip.compress(b"P6\n4 4\n255\n" + bytes(48), mtime=0)
+    (tmp_path / "ok.ppm.gz").write_bytes(good)
+    assert read_image(tmp_path / "ok.ppm.gz", "RGB").shape == (4, 4, 3)
     bad.write_bytes(good[: len(good) // 2])
     with pytest.raises(CaseError, match="not a valid gzip file"):
-        stare.decode(bad, "RGB")
+        read_image(bad, "RGB")
     bad.write_bytes(gzip.compress(b"P6\n4 4\n255\n" + bytes(10), mtime=0))
     with pytest.raises(CaseError, match="cannot decode image"):
-        stare.decode(bad, "RGB")
+        read_image(bad, "RGB")
+    with pytest.raises(CaseError, match="file is missing"):
+        read_image(tmp_path / "absent.ppm.gz", "RGB")
+    monkeypatch.setattr(images, "MAX_GUNZIP_BYTES", 4096)
     bomb = tmp_path / "bomb.ppm.gz"
     bomb.write_bytes(gzip.compress(bytes(5000), mtime=0))
     with pytest.raises(CaseError, match="decompresses to more than 4096 bytes"):
-        stare.gunzip(bomb, limit=4096)
+        read_image(bomb, "RGB")
 
 
 def test_stare_without_images_is_a_dataset_error(tmp_path):
@@ -541,7 +548,7 @@ def test_fuzz_stare_reader_raises_only_case_errors(tmp_path_factory, data, gz, h
     payload = header + data
     path.write_bytes(gzip.compress(payload, mtime=0) if gz and data[:1] != b"\x00" else payload)
     try:
-        arr = stare.decode(path, "L")
+        arr = read_image(path, "L")
     except CaseError as exc:
         assert exc.path == str(path) and exc.reason
         return

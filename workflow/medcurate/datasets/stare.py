@@ -2,9 +2,8 @@
 
 - Three open tars (stare-images.tar, labels-ah.tar, labels-vk.tar), each a flat list of
   individually gzipped PPMs: im0001.ppm.gz, im0001.ah.ppm.gz, im0001.vk.ppm.gz (double
-  compression). unpack.py extracts the tars but does not gunzip single files, so this module
-  gunzips in memory, refusing more than MAX_BYTES (a 700x605 RGB PPM is 1.3 MB). A plain .ppm
-  beside (already gunzipped) is read too.
+  compression). unpack.py extracts the tars and leaves the .gz files; the generic image reader
+  inflates them in memory (size-limited). A plain .ppm beside (already gunzipped) is read too.
 - Cases: every id with a label file, and every image of the 20 vessel-labelled ids (LABELLED,
   DATASETS.md); other images (e.g. from all-images.zip) are not part of the vessel subset. An id
   whose image or first-observer label is missing is quarantined, naming the missing file; a
@@ -21,22 +20,18 @@
 
 from __future__ import annotations
 
-import gzip
-import io
 import logging
 import re
-import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
+from .. import masks
 from ..errors import CaseError, MedcurateError
 from . import Case, files
 
 LABELLED = (1, 2, 3, 4, 5, 44, 77, 81, 82, 139, 162, 163, 235, 236, 239, 240, 255, 291, 319, 324)
 NAME = re.compile(r"^(im\d{4})(?:\.(ah|vk))?\.ppm(\.gz)?$")
-MAX_BYTES = 64 * 2**20
 
 log = logging.getLogger("medcurate.stare")
 
@@ -82,53 +77,5 @@ def _case(sid: str, found: dict) -> Case:
 # ---------------------------------------------------------------- decoding
 
 
-def load_image(case: Case, plan: dict) -> np.ndarray:
-    mode = plan["curation"]["image_mode"]
-    return decode(case.image, mode if mode in ("L", "RGB") else "RGB")
-
-
 def load_mask(case: Case, plan: dict) -> tuple[np.ndarray, list[str]]:
-    return vessels(case.mask, plan["labels"]["mask"]["vessel"]), []
-
-
-def load_extra_mask(case: Case, plan: dict, name: str) -> np.ndarray:
-    table = plan["labels"]["extra_masks"][name]
-    (value,) = [v for k, v in table.items() if k != "background"]
-    return vessels(case.extra_masks[name], value)
-
-
-def vessels(path: Path, value: int) -> np.ndarray:
-    """A binary label PPM: grey level > 0 -> ``value``."""
-    return ((decode(path, "L") > 0) * value).astype(np.uint8)
-
-
-def decode(path: Path, mode: str) -> np.ndarray:
-    data = gunzip(path) if path.name.endswith(".gz") else _read(path)
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            return np.asarray(im.convert(mode))
-    except Image.DecompressionBombError as exc:
-        raise CaseError(path, f"refused as a decompression bomb ({exc})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise CaseError(path, f"cannot decode image ({exc})") from None
-
-
-def gunzip(path: Path, limit: int = MAX_BYTES) -> bytes:
-    try:
-        with gzip.open(path, "rb") as fh:
-            data = fh.read(limit + 1)
-    except FileNotFoundError:
-        raise CaseError(path, "file is missing") from None
-    except (gzip.BadGzipFile, EOFError, zlib.error, OSError) as exc:
-        raise CaseError(path, f"not a valid gzip file ({exc or type(exc).__name__})") from None
-    if len(data) > limit:
-        raise CaseError(path, f"decompresses to more than {limit} bytes; refused (a 700x605 PPM is 1.3 MB)")
-    return data
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise CaseError(path, f"cannot read ({exc.strerror})") from None
+    return masks.binary(case.mask, plan["labels"]["mask"]), []
