@@ -528,3 +528,15 @@ def test_two_dimensional_cleaning_is_refused_for_volume_datasets(option, value):
         catalogue.validate(entry, "dataset", path)
     entry["task"] = "segmentation"  # the same options are fine on 2-D masks
     catalogue.validate(entry, "dataset", path)
+
+
+@pytest.mark.parametrize("values, stored", [
+    (np.array([0, 255], np.uint8), "uint8"),                 # already small: never widened
+    (np.array([-1024, 3071], np.int32), "int16"),
+    (np.array([0, 70000], np.int32), "int32"),
+    (np.array([12.0, -3.0], np.float64), "int16"),
+    (np.array([0.25, 1.0], np.float64), "float32"),
+])
+def test_compact_narrows_only_losslessly(values, stored):
+    out = volumes.compact(values)
+    assert str(out.dtype) == stored and np.array_equal(out.astype(np.float64), values.astype(np.float64))

@@ -36,6 +36,7 @@ from .errors import CaseError
 from .images import pixel_digest, write_png
 
 log = logging.getLogger("medcurate.volumes")
+INT16 = np.iinfo(np.int16)
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 # A corrupt header must not make a reader allocate without bound; a large CT is ~1 GB in float32.
@@ -211,11 +212,7 @@ def _read_dicom_series(folder: Path) -> Volume:
         if px.ndim != 2:
             raise CaseError(p, f"pixel data of shape {px.shape}; expected one 2-D grey slice per file")
         slices.append(px.T)  # (rows, columns) -> (i = column, j = row)
-    array = np.stack(slices, axis=-1)
-    if np.all(np.mod(array, 1) == 0) and array.min() >= -32768 and array.max() <= 32767:
-        array = array.astype(np.int16)
-    elif array.dtype.kind == "f":
-        array = array.astype(np.float32)
+    array = compact(np.stack(slices, axis=-1))  # the rescale gives float64: keep HU as int16
     return _checked(Volume(array, LPS_TO_RAS @ geometry["affine"], folder))
 
 
@@ -306,6 +303,18 @@ def write_nifti(array: np.ndarray, affine: np.ndarray, dest: Path) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def compact(array: np.ndarray) -> np.ndarray:
+    """Intensities stored as int16 where that loses nothing (CT in HU shipped as float32 (KiTS19),
+    DICOM series after the rescale), otherwise unchanged (floats as float32): half the bytes of
+    float32, and nnU-Net reads either. The manifest's dtype column says which."""
+    if not array.size or (array.dtype.kind in "iu" and array.dtype.itemsize <= 2):
+        return array  # already as small as it gets (uint8 stays uint8)
+    whole = array.dtype.kind in "iu" or np.array_equal(np.round(array), array)
+    if whole and INT16.min <= array.min() and array.max() <= INT16.max:
+        return array.astype(np.int16)
+    return array.astype(np.float32) if array.dtype.kind == "f" else array
+
+
 def _storable(array: np.ndarray, dest: Path) -> np.ndarray:
     """NIfTI has no bool and nibabel refuses 64-bit integers by default: narrow losslessly."""
     if array.dtype == bool:
@@ -345,7 +354,7 @@ def convert_case(case, root: Path, plan: dict, module, out: Path, sums: dict) ->
     labels, actions = _label_values(label, plan["labels"]["mask"])
     ornt = orientations.io_orientation(image.affine)
     orientation_in = "".join(orientations.aff2axcodes(image.affine))
-    arr, affine = canonical(image.array, image.affine, ornt)
+    arr, affine = canonical(compact(image.array), image.affine, ornt)
     labels, _ = canonical(labels, image.affine, ornt)  # the label shares the image's grid
     images_dir, labels_dir = out / "volumes" / "images", out / "volumes" / "labels"
     image_rel = f"volumes/images/{case.case_id}_0000.nii.gz"

@@ -12,8 +12,8 @@
 - Arrays are (slices, height, width) and the affine is permuted with negative entries (kits19
   README): [[0, 0, -pixel_width, 0], [0, -pixel_width, 0, 0], [-slice_thickness, 0, 0, 0],
   [0, 0, 0, 1]], orientation code IPL; volumes.convert_case reorients it to RAS+ losslessly.
-- Imaging is float32 holding HU values: written as int16 when every voxel is an integer within
-  int16's range (lossless; checked per case), otherwise kept float32 (manifest 'image_stored_as').
+- Imaging is float32 holding HU values: volumes.compact writes it as int16 when every voxel is an
+  integer within int16's range (lossless; checked per case), otherwise float32 (manifest 'dtype').
   Whether every real volume is integer-valued is UNCONFIRMED; the check decides.
 - kits.json (a JSON list of per-case records): age_at_nephrectomy, gender, malignant and
   tumor_histologic_subtype are joined into the manifest when present. Its voxel_spacing is
@@ -42,7 +42,6 @@ log = logging.getLogger("medcurate.datasets.kits19")
 CASE = re.compile(r"case_\d{5}")
 CLINICAL = ("age_at_nephrectomy", "gender", "malignant", "tumor_histologic_subtype")
 SPACING_TOLERANCE = 1e-3  # mm
-INT16 = np.iinfo(np.int16)
 
 
 @dataclass
@@ -126,9 +125,7 @@ def _text(value) -> str:
 def load_volume(case: KitsCase, plan: dict) -> Volume:
     volume = read_volume(case.image)
     _check_spacing(case, volume.affine)
-    array, stored = as_int16_if_lossless(volume.array)
-    case.meta["image_stored_as"] = stored
-    return Volume(array=array, affine=volume.affine, source=volume.source)
+    return volume
 
 
 def _check_spacing(case: KitsCase, affine: np.ndarray) -> None:
@@ -140,14 +137,3 @@ def _check_spacing(case: KitsCase, affine: np.ndarray) -> None:
     found = np.linalg.norm(affine[:3, :3], axis=0)
     if not np.allclose(found, [z, y, x], atol=SPACING_TOLERANCE):
         case.meta["spacing_mismatch"] = 1
-
-
-def as_int16_if_lossless(array: np.ndarray) -> tuple[np.ndarray, str]:
-    """HU values stored as float: int16 when that loses nothing, else float32 unchanged."""
-    if array.dtype.kind in "iu" and array.size and INT16.min <= array.min() and array.max() <= INT16.max:
-        return array.astype(np.int16), "int16"
-    if array.dtype.kind == "f" and array.size and np.isfinite(array).all():
-        lo, hi = array.min(), array.max()
-        if INT16.min <= lo and hi <= INT16.max and np.array_equal(np.round(array), array):
-            return array.astype(np.int16), "int16"
-    return array, str(array.dtype)
