@@ -438,11 +438,13 @@ def test_fuzz_chestxray14_csv_and_lists_raise_only_medcurate_errors(tmp_path_fac
     folder = tmp_path_factory.mktemp("fuzz-cxr")
     (folder / "list.txt").write_bytes(blob)
     (folder / cxr.CSV).write_text(",".join(h[0] for h in cxr.COLUMNS.values()) + "\n" + text)
-    for call in (lambda: cxr.read_list(folder / "list.txt"), lambda: cxr.read_entries(folder / cxr.CSV)):
+    for path, call in ((folder / "list.txt", cxr.read_list), (folder / cxr.CSV, cxr.read_entries)):
         try:
-            call()
-        except MedcurateError:
-            pass
+            parsed = call(path)
+        except MedcurateError as exc:
+            assert exc.path == str(path) and exc.reason  # the error names the file and the reason
+        else:
+            assert isinstance(parsed, (list, set, dict))
 
 
 @settings(max_examples=100, deadline=None)

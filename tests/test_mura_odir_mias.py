@@ -95,8 +95,8 @@ def test_mura_parsers_fuzz_raise_only_medcurate_errors(text):
     for parse in (mura.parse_image_paths, mura.parse_labeled_studies):
         try:
             parse(text, "fuzz.csv")
-        except MedcurateError:
-            pass
+        except MedcurateError as exc:
+            assert exc.path == "fuzz.csv" and exc.reason  # the error names the file and the reason
 
 
 def test_mura_sample_layout(mirror):
