@@ -106,3 +106,15 @@ def test_read_table_keeps_columns_when_rows_end_in_a_separator(tmp_path):
     df = datasets.read_table(path, ",", ["Image Index", "Finding Labels"])
     assert list(df["Image Index"]) == ["00000001_000.png", "00000001_001.png"]
     assert list(df["Finding Labels"]) == ["Cardiomegaly", "No Finding"]
+
+
+def test_read_text_drops_a_bom_and_names_an_undecodable_file(tmp_path):
+    path = tmp_path / "Info.txt"
+    path.write_bytes(b"\xef\xbb\xbfmdb001 G CIRC B 535 425 197\n")
+    assert datasets.read_text(path).startswith("mdb001")
+    path.write_bytes(b"mdb001 \xe9\n")
+    with pytest.raises(MedcurateError, match="not ASCII text") as err:
+        datasets.read_text(path, "ascii")
+    assert err.value.path == str(path)
+    with pytest.raises(MedcurateError, match="not UTF-8 text"):
+        datasets.read_text(path)

@@ -98,6 +98,15 @@ def find_one(root: Path, name: str) -> Path:
     return hits[0]
 
 
+def read_text(path: Path, encoding: str = "utf-8-sig") -> str:
+    """A text annotation file (a leading BOM dropped); bytes that do not decode are a
+    MedcurateError naming the file."""
+    try:
+        return path.read_bytes().decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise MedcurateError(path, f"not {'ASCII' if encoding == 'ascii' else 'UTF-8'} text ({exc})") from None
+
+
 def read_table(path: Path, sep: str | None, required: list[str], encoding: str = "utf-8-sig") -> pd.DataFrame:
     """Read a CSV as strings with headers and cells whitespace-stripped (runs of spaces inside
     headers folded to one); check required columns. ``sep=None`` sniffs the delimiter."""

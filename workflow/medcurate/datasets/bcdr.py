@@ -33,7 +33,7 @@ import numpy as np
 from .. import shapes
 from ..errors import CaseError, MedcurateError
 from ..masks import compose
-from . import Case, files, slug
+from . import Case, files, read_text, slug
 
 VIEWS = {1: "RCC", 2: "LCC", 3: "RO", 4: "LO"}
 CLASSES = ("Benign", "Malignant")
@@ -155,10 +155,7 @@ def cases(root: Path, plan: dict) -> list[Case]:
     out = []
     for path in found:
         subset = subset_name(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise MedcurateError(path, f"not UTF-8 text ({exc})") from None
+        text = read_text(path)
         groups: dict[str, list] = {}
         for row in parse_outlines(text, path, strict=False):
             key = row.image_filename if isinstance(row, Outline) else getattr(row, "image_filename", "")

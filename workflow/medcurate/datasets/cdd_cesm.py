@@ -42,7 +42,7 @@ import numpy as np
 
 from .. import masks, shapes
 from ..errors import CaseError, MedcurateError
-from . import Case, files, xlsx
+from . import Case, files, read_text, xlsx
 
 log = logging.getLogger("medcurate.datasets.cdd_cesm")
 
@@ -259,10 +259,7 @@ class CesmCase(Case):
 def cases(root: Path, plan: dict) -> list[Case]:
     xlsx, via_csv = _one(root, XLSX_PATTERN), _one(root, VIA_NAME)
     rows = parse_metadata(xlsx.read_bytes(), xlsx)
-    try:
-        text = via_csv.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise MedcurateError(via_csv, f"not UTF-8 text ({exc})") from None
+    text = read_text(via_csv)
     via = {}
     for name, entry in parse_via(text, via_csv, strict=False).items():
         via.setdefault(image_key(name), []).append(entry)

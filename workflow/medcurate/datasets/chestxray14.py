@@ -26,7 +26,7 @@ import re
 from pathlib import Path
 
 from ..errors import CaseError, MedcurateError
-from . import Case, find_one, index_files, read_table, slug
+from . import Case, find_one, index_files, read_table, read_text, slug
 
 CSV = "Data_Entry_2017_v2020.csv"
 TRAIN_VAL, TEST = "train_val_list.txt", "test_list.txt"
@@ -128,10 +128,7 @@ def patient(value: str, path: Path, line: int) -> str:
 
 def read_list(path: Path) -> list[str]:
     """Image names, one a line (blank lines and surrounding spaces ignored)."""
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise MedcurateError(path, f"not a UTF-8 text file ({exc})") from None
+    text = read_text(path)
     return [n.strip() for n in text.splitlines() if n.strip()]
 
 

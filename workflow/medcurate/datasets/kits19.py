@@ -35,7 +35,7 @@ import numpy as np
 
 from ..errors import CaseError, MedcurateError
 from ..volumes import Volume, read_volume
-from . import Case, files, find_one
+from . import Case, files, find_one, read_text
 
 log = logging.getLogger("medcurate.datasets.kits19")
 
@@ -86,10 +86,7 @@ def spacing_of(record: dict, source) -> tuple[float, float, float] | None:
 def cases(root: Path, plan: dict) -> list[Case]:
     meta_file = find_one(root, "kits.json")
     data = meta_file.parent
-    try:
-        text = meta_file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise MedcurateError(meta_file, f"not UTF-8 text ({exc})") from None
+    text = read_text(meta_file)
     records = parse_kits_json(text, meta_file)
     folders = sorted({p.parent for p in files(data, "*.nii.gz") if CASE.fullmatch(p.parent.name) and p.parent.parent == data})
     labelled = [f for f in folders if (f / "segmentation.nii.gz").is_file()]

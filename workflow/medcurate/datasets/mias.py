@@ -38,7 +38,7 @@ import numpy as np
 from .. import shapes
 from ..errors import CaseError, MedcurateError
 from ..masks import compose
-from . import Case, find_one, index_files
+from . import Case, find_one, index_files, read_text
 
 INFO = "Info.txt"
 REF = re.compile(r"^mdb(\d{3})$")
@@ -143,10 +143,7 @@ def patient_of(refnum: str) -> str:
 
 def cases(root: Path, plan: dict) -> list[Case]:
     info = find_one(root, INFO)
-    try:
-        text = info.read_text(encoding="ascii")
-    except UnicodeDecodeError as exc:
-        raise MedcurateError(info, f"not ASCII text ({exc})") from None
+    text = read_text(info, "ascii")
     rows, problems = parse_info(text, info)
     images = index_files(root, "mdb*.pgm", key=lambda path: path.stem)
     return [_case(ref, rows.get(ref, []), problems.get(ref), images.get(ref), info)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..errors import CaseError, MedcurateError
-from . import Case, files, find_one, junk_files, slug
+from . import Case, files, find_one, junk_files, read_text, slug
 
 SPLITS = {"train": "train", "valid": "test"}
 IMAGE = re.compile(r"^(?P<split>train|valid)/(?P<type>XR_[A-Z]+)/(?P<patient>patient\d+)/"
@@ -97,22 +97,15 @@ def cases(root: Path, plan: dict) -> list[Case]:
         release = paths_csv.parent
         if studies_csv.parent != release:
             raise MedcurateError(studies_csv, f"expected beside {paths_csv.name} in {release}")
-        listed = {item.rel: item for item in parse_image_paths(_text(paths_csv), paths_csv)}
+        listed = {item.rel: item for item in parse_image_paths(read_text(paths_csv), paths_csv)}
         if stray := next((i for i in listed.values() if not i.rel.startswith(f"{split}/")), None):
             raise MedcurateError(paths_csv, f"line {stray.line}: {stray.rel} is not in the {split} set")
-        studies = parse_labeled_studies(_text(studies_csv), studies_csv)
+        studies = parse_labeled_studies(read_text(studies_csv), studies_csv)
         on_disk = {p.relative_to(release).as_posix(): p for p in files(release / split, "*.png")}
         for rel in sorted(listed.keys() | on_disk.keys()):
             out.append(_case(rel, release, on_disk.get(rel), listed.get(rel), paths_csv, studies, studies_csv))
     out += [_junk(path, root) for path in junk_files(root)]
     return out
-
-
-def _text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise MedcurateError(path, f"not UTF-8 text ({exc})") from None
 
 
 def _case(rel: str, release: Path, found: Path | None, listed: Listed | None, paths_csv: Path,

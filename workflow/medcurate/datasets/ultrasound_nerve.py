@@ -36,7 +36,7 @@ import numpy as np
 from .. import rle
 from ..errors import CaseError, MedcurateError
 from ..images import read_image
-from . import Case, files, find_one, slug
+from . import Case, files, find_one, read_text, slug
 
 TABLE = "train_masks.csv"
 COLUMNS = ["subject", "img", "pixels"]
@@ -103,10 +103,7 @@ def _row(header: list[str], cells: list[str], source, line: int) -> Row | CaseEr
 
 def cases(root: Path, plan: dict) -> list[Case]:
     table = find_one(root, TABLE)
-    try:
-        text = table.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise MedcurateError(table, f"not UTF-8 text ({exc})") from None
+    text = read_text(table)
     rows, out = _rows_by_image(parse_masks(text, table), table)
     images, masks, strays = _train_files(root)
     out += [NerveCase(case_id=f"stray_{slug(p.stem)}", patient_id="", image=p,
