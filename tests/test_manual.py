@@ -1,9 +1,12 @@
 """The manual route of gated datasets: placed archives unpacked, placed folders linked (never
 copied or modified), downloads added, expected items found at any depth, clear instructions."""
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
+import time
 import sys
 import zipfile
 from pathlib import Path
@@ -12,7 +15,7 @@ import pytest
 from medcurate.atomic import file_digest
 from medcurate.datasets import files, find_one
 from medcurate.errors import ManualDataError, UnsafeArchiveError
-from medcurate.manual import prepare
+from medcurate.manual import placed_fingerprint, prepare
 from medcurate.unpack import Limits
 
 EXPECTED = [{"path": "AllDICOMs", "kind": "dir"}, {"path": "AllXML", "kind": "dir"}, {"path": "INbreast.csv"}]
@@ -155,3 +158,114 @@ def test_a_gated_dataset_with_downloads_says_what_to_place_before_downloading(tm
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert server.hits("/images_001.tar.gz") == 1
+
+
+@contextlib.contextmanager
+def _within(seconds):
+    """A walk that loops forever fails the test instead of hanging CI."""
+    def stop(*_):
+        raise TimeoutError(f"still walking after {seconds} s: a link loop was followed")
+    old = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _placed(tmp_path):
+    manual = tmp_path / "manual"
+    (manual / "AllDICOMs" / "sub").mkdir(parents=True)
+    (manual / "AllDICOMs" / "sub" / "1.dcm").write_bytes(b"x")
+    (manual / "INbreast.csv").write_text("a;b\n")
+    return manual
+
+
+def test_placed_fingerprint_changes_with_every_edit(tmp_path):
+    manual = _placed(tmp_path)
+    digests = [placed_fingerprint(manual)]
+    assert digests[0] == placed_fingerprint(manual) and len(digests[0]) == 16
+    (manual / "INbreast.csv").write_text("a;b\n1;2\n")                # edited
+    digests.append(placed_fingerprint(manual))
+    (manual / "AllDICOMs" / "sub" / "2.dcm").write_bytes(b"y")          # added
+    digests.append(placed_fingerprint(manual))
+    (manual / "AllDICOMs" / "sub" / "1.dcm").unlink()                   # removed
+    digests.append(placed_fingerprint(manual))
+    st = (manual / "INbreast.csv").stat()                               # touched, same size and content
+    os.utime(manual / "INbreast.csv", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    digests.append(placed_fingerprint(manual))
+    (manual / "AllXML").mkdir()                                         # an empty folder added
+    digests.append(placed_fingerprint(manual))
+    (manual / "AllDICOMs" / "sub" / "2.dcm").rename(manual / "AllDICOMs" / "2.dcm")  # moved
+    digests.append(placed_fingerprint(manual))
+    assert len(set(digests)) == len(digests)
+    (manual / ".DS_Store").write_bytes(b"finder")  # hidden at the top: not placed data, as for placed_entries
+    assert placed_fingerprint(manual) == digests[-1]
+
+
+def test_placed_fingerprint_follows_links_and_sees_changes_behind_them(tmp_path):
+    elsewhere = _placed(tmp_path)
+    manual = tmp_path / "linked"
+    manual.mkdir()
+    (manual / "release").symlink_to(elsewhere)
+    before = placed_fingerprint(manual)
+    (elsewhere / "AllDICOMs" / "sub" / "3.dcm").write_bytes(b"z")
+    assert placed_fingerprint(manual) != before
+    # a manual_dirs entry that is itself a link is followed too
+    (tmp_path / "via").symlink_to(elsewhere)
+    assert placed_fingerprint(tmp_path / "via") == placed_fingerprint(elsewhere)
+
+
+def test_placed_fingerprint_of_a_missing_folder_is_absent(tmp_path):
+    assert placed_fingerprint(tmp_path / "nowhere") == "absent"
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    assert placed_fingerprint(tmp_path / "dangling") == "absent"
+
+
+def test_placed_fingerprint_sees_a_broken_link_without_failing(tmp_path):
+    manual = _placed(tmp_path)
+    before = placed_fingerprint(manual)
+    (manual / "AllXML").symlink_to(tmp_path / "unmounted")
+    broken = placed_fingerprint(manual)
+    assert broken != before
+    (tmp_path / "unmounted").mkdir()
+    assert placed_fingerprint(manual) != broken
+
+
+@pytest.mark.parametrize("loop", ["dot", "dotdot", "self", "two_links", "to_the_top"])
+def test_placed_fingerprint_refuses_link_loops_naming_the_link(tmp_path, loop):
+    manual = _placed(tmp_path)
+    sub = manual / "AllDICOMs" / "sub"
+    if loop == "dot":
+        link = sub / "again"
+        link.symlink_to(".")
+    elif loop == "dotdot":
+        link = sub / "up"
+        link.symlink_to("..")
+    elif loop == "self":
+        link = sub / "me"
+        link.symlink_to("me")
+    elif loop == "two_links":
+        link = sub / "a"
+        link.symlink_to("b")
+        (sub / "b").symlink_to("a")
+    else:
+        link = sub / "home"
+        link.symlink_to(manual)
+    with _within(10), pytest.raises(ManualDataError) as err:
+        placed_fingerprint(manual)
+    assert err.value.path in {str(link), str(link.with_name("b"))}
+    assert "symbolic link" in err.value.reason and "loop" in err.value.reason
+
+
+def test_placed_fingerprint_is_fast(tmp_path):
+    manual = tmp_path / "manual"
+    for d in range(100):
+        folder = manual / f"d{d:03}"
+        folder.mkdir(parents=True)
+        for f in range(200):
+            (folder / f"{f}.dcm").touch()
+    started = time.perf_counter()
+    placed_fingerprint(manual)
+    assert time.perf_counter() - started < 2.0  # 20,000 files; generous for a loaded 2-core CI machine

@@ -10,8 +10,11 @@ publishers and mirrors nest top folders inconsistently.
 
 from __future__ import annotations
 
+import errno
 import fnmatch
+import hashlib
 import os
+import stat
 from pathlib import Path
 
 from .atomic import file_digest
@@ -29,6 +32,74 @@ def placed_entries(plan: dict) -> list[Path]:
                    for e in plan["access"]["expected"]]
         raise ManualDataError(folder, message(plan, [f"{folder}/ is missing or empty", *nothing]))
     return entries
+
+
+def placed_fingerprint(folder: Path) -> str:
+    """A short sha256 of what was placed in ``folder``: every file below it, links followed, as
+    (relative path, size, mtime_ns), plus every folder's relative path; "absent" if there is no
+    folder. Computed when the Snakefile is parsed, so it stats and never reads file contents.
+    Top-level hidden names are left out, as placed_entries() leaves them out. A symbolic link
+    loop is a ManualDataError naming the link, never a hang."""
+    folder = Path(folder)
+    try:
+        top = os.stat(folder)
+    except FileNotFoundError:
+        return "absent"
+    except OSError as e:
+        raise ManualDataError(folder, f"cannot read the folder: {e.strerror}") from None
+    if not stat.S_ISDIR(top.st_mode):
+        return "absent"
+    rows: list[bytes] = []
+    # Every folder is walked once: a second arrival at one (a link to '.', '..' or to a folder
+    # already walked) is a loop or a duplicate, and walking it again could never end.
+    seen = {(top.st_dev, top.st_ino): folder}
+    stack = [(folder, "")]
+    while stack:
+        here, rel = stack.pop()
+        try:
+            entries = list(os.scandir(here))
+        except OSError as e:
+            raise ManualDataError(here, f"cannot list the folder: {e.strerror}") from None
+        for entry in entries:
+            if not rel and entry.name.startswith("."):
+                continue
+            name = f"{rel}/{entry.name}" if rel else entry.name
+            try:
+                st = entry.stat()  # follows links
+            except FileNotFoundError:
+                rows.append(f"B {name} {_target(entry.path)}".encode("utf-8", "surrogateescape"))
+                continue  # a broken link is reported by check_manual; fixing it changes the digest
+            except OSError as e:
+                raise ManualDataError(entry.path, _link_problem(entry.path, e)) from None
+            if stat.S_ISDIR(st.st_mode):
+                if (key := (st.st_dev, st.st_ino)) in seen:
+                    raise ManualDataError(entry.path, _revisit(entry.path, seen[key]))
+                seen[key] = Path(entry.path)
+                rows.append(f"D {name}".encode("utf-8", "surrogateescape"))
+                stack.append((Path(entry.path), name))
+            else:
+                rows.append(f"F {name} {st.st_size} {st.st_mtime_ns}".encode("utf-8", "surrogateescape"))
+    return hashlib.sha256(b"\0".join(sorted(rows))).hexdigest()[:16]
+
+
+def _link_problem(path: str, e: OSError) -> str:
+    if e.errno == errno.ELOOP:  # the link resolves through itself (a -> a, or a -> b -> a)
+        return f"symbolic link loop (-> {_target(path)}): it never resolves to a file or folder"
+    return f"cannot read: {e.strerror}"
+
+
+def _revisit(path: str, first: Path) -> str:
+    what = f"symbolic link (-> {_target(path)})" if os.path.islink(path) else "folder (a bind mount?)"
+    if first in Path(path).parents:
+        return f"{what} is a loop: it leads back to {first}, a folder it is inside"
+    return f"{what} leads to {first} again (the same folder reached twice); cannot tell which to use"
+
+
+def _target(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
 
 
 def prepare(plan: dict, downloads: list[dict], dest: Path, limits: Limits) -> dict:
