@@ -269,3 +269,65 @@ def test_placed_fingerprint_is_fast(tmp_path):
     started = time.perf_counter()
     placed_fingerprint(manual)
     assert time.perf_counter() - started < 2.0  # 20,000 files; generous for a loaded 2-core CI machine
+
+
+LOGIN = b"\xef\xbb\xbf  \n<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>login</body></html>\n"
+XHTML = b'<?xml version="1.0" encoding="utf-8"?>\n<!-- saved by a browser -->\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0//EN">\n<html/>'
+
+
+@pytest.mark.parametrize("name, page, what", [
+    ("INbreast.csv", LOGIN, "the data file INbreast.csv"),
+    ("MURA-v1.1.zip", LOGIN, "the archive MURA-v1.1.zip"),
+    ("1_a_MG_L_CC_ANON.dcm", XHTML, "the data file 1_a_MG_L_CC_ANON.dcm"),
+    ("images_001.tar.gz", b"<head><meta http-equiv='refresh'></head>", "the archive images_001.tar.gz"),
+])
+def test_html_page_placed_under_a_data_files_name_is_refused(tmp_path, name, page, what):
+    manual = tmp_path / "manual"
+    (manual / "AllDICOMs").mkdir(parents=True)
+    (manual / "AllDICOMs" / "1.dcm").write_bytes(b"x")
+    (manual / name).write_bytes(page)
+    pins = {name: "0" * 64}  # the page is named before any checksum is compared
+    with pytest.raises(ManualDataError) as err:
+        prepare(_plan(manual, pins=pins), [], tmp_path / "root", Limits())
+    assert err.value.path == str(manual / name)
+    assert f"is an HTML page, not {what}" in err.value.reason and "login" in err.value.reason
+    assert not (tmp_path / "root").exists()
+
+
+def test_html_page_as_an_expected_file_inside_a_placed_folder_names_the_placed_path(tmp_path):
+    manual = tmp_path / "manual"
+    release = manual / "INbreast Release 1.0"
+    (release / "AllDICOMs").mkdir(parents=True)
+    (release / "AllDICOMs" / "1.dcm").write_bytes(b"x")
+    (release / "AllXML").mkdir()
+    (release / "AllXML" / "1.xml").write_bytes(b'<?xml version="1.0"?>\n<plist/>')  # XML is not HTML
+    (release / "INbreast.csv").write_bytes(LOGIN)
+    with pytest.raises(ManualDataError) as err:
+        prepare(_plan(manual), [], tmp_path / "root", Limits())
+    assert f"{release / 'INbreast.csv'}: is an HTML page, not the data file INbreast.csv" in err.value.reason
+    assert ".staging" not in str(err.value) and not (tmp_path / "root").exists()
+
+
+def test_html_page_inside_a_placed_archive_is_refused(tmp_path):
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    with zipfile.ZipFile(manual / "INbreast.zip", "w") as zf:
+        zf.writestr("INbreast Release 1.0/AllDICOMs/1.dcm", b"x")
+        zf.writestr("INbreast Release 1.0/AllXML/1.xml", b"<plist/>")
+        zf.writestr("INbreast Release 1.0/INbreast.csv", LOGIN)
+    with pytest.raises(ManualDataError) as err:
+        prepare(_plan(manual), [], tmp_path / "root", Limits())
+    assert "INbreast/INbreast Release 1.0/INbreast.csv (unpacked or downloaded" in err.value.reason
+    assert "is an HTML page" in err.value.reason and ".staging" not in str(err.value)
+    assert not (tmp_path / "root").exists()
+
+
+def test_placed_html_files_that_are_html_are_kept(tmp_path):
+    manual = tmp_path / "manual"
+    (manual / "AllDICOMs").mkdir(parents=True)
+    (manual / "AllDICOMs" / "1.dcm").write_bytes(b"x")
+    (manual / "AllXML").mkdir()
+    (manual / "AllXML" / "1.xml").write_bytes(b"<plist/>")
+    (manual / "INbreast.csv").write_text("a;b\n")
+    (manual / "README.html").write_bytes(LOGIN)  # a publisher's own HTML page is not a login page
+    prepare(_plan(manual), [], tmp_path / "root", Limits())

@@ -14,18 +14,20 @@ import errno
 import fnmatch
 import hashlib
 import os
-import stat
 from pathlib import Path
 
 from .atomic import file_digest
 from .errors import ManualDataError
-from .unpack import Limits, is_archive, unpack
+from .unpack import Limits, is_archive, looks_like_html, unpack
+from .walk import link_target, must_resolve, walk
 
 
 def placed_entries(plan: dict) -> list[Path]:
     """What the user put in the manual folder; none at all stops with the instructions. Also run
     before a gated dataset's downloads (ChestX-ray14's are 42 GB), so the user learns first."""
     folder = Path(plan["manual_dir"])
+    if folder.is_symlink():  # e.g. manual_dirs on a disk not mounted: say so, not "missing or empty"
+        must_resolve(folder, ManualDataError)
     entries = sorted(p for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else []
     if not entries:
         nothing = [f"missing {'or empty folder' if e.get('kind') == 'dir' else 'file'}: {e['path']}{'/' if e.get('kind') == 'dir' else ''}"
@@ -39,72 +41,44 @@ def placed_fingerprint(folder: Path) -> str:
     (relative path, size, mtime_ns), plus every folder's relative path; "absent" if there is no
     folder. Computed when the Snakefile is parsed, so it stats and never reads file contents.
     Top-level hidden names are left out, as placed_entries() leaves them out. A symbolic link
-    loop is a ManualDataError naming the link, never a hang."""
-    folder = Path(folder)
-    try:
-        top = os.stat(folder)
-    except FileNotFoundError:
-        return "absent"
-    except OSError as e:
-        raise ManualDataError(folder, f"cannot read the folder: {e.strerror}") from None
-    if not stat.S_ISDIR(top.st_mode):
+    loop is a ManualDataError naming the link, never a hang; a broken link only changes the
+    digest (check_manual reports it)."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder) and not _is_loop(folder):
         return "absent"
     rows: list[bytes] = []
-    # Every folder is walked once: a second arrival at one (a link to '.', '..' or to a folder
-    # already walked) is a loop or a duplicate, and walking it again could never end.
-    seen = {(top.st_dev, top.st_ino): folder}
-    stack = [(folder, "")]
-    while stack:
-        here, rel = stack.pop()
-        try:
-            entries = list(os.scandir(here))
-        except OSError as e:
-            raise ManualDataError(here, f"cannot list the folder: {e.strerror}") from None
-        for entry in entries:
-            if not rel and entry.name.startswith("."):
-                continue
-            name = f"{rel}/{entry.name}" if rel else entry.name
+    for here, dirnames, filenames in walk(folder, error=ManualDataError, broken_ok=True, skip_top_hidden=True):
+        rel = os.path.relpath(here, folder)
+        rows.append(f"D {rel}".encode("utf-8", "surrogateescape"))
+        for name in filenames:
+            path = os.path.join(here, name)
             try:
-                st = entry.stat()  # follows links
+                st = os.stat(path)
+                row = f"F {rel}/{name} {st.st_size} {st.st_mtime_ns}"
             except FileNotFoundError:
-                rows.append(f"B {name} {_target(entry.path)}".encode("utf-8", "surrogateescape"))
-                continue  # a broken link is reported by check_manual; fixing it changes the digest
-            except OSError as e:
-                raise ManualDataError(entry.path, _link_problem(entry.path, e)) from None
-            if stat.S_ISDIR(st.st_mode):
-                if (key := (st.st_dev, st.st_ino)) in seen:
-                    raise ManualDataError(entry.path, _revisit(entry.path, seen[key]))
-                seen[key] = Path(entry.path)
-                rows.append(f"D {name}".encode("utf-8", "surrogateescape"))
-                stack.append((Path(entry.path), name))
-            else:
-                rows.append(f"F {name} {st.st_size} {st.st_mtime_ns}".encode("utf-8", "surrogateescape"))
+                row = f"B {rel}/{name} {link_target(path)}"  # fixing the link changes the digest
+            rows.append(row.encode("utf-8", "surrogateescape"))
     return hashlib.sha256(b"\0".join(sorted(rows))).hexdigest()[:16]
 
 
-def _link_problem(path: str, e: OSError) -> str:
-    if e.errno == errno.ELOOP:  # the link resolves through itself (a -> a, or a -> b -> a)
-        return f"symbolic link loop (-> {_target(path)}): it never resolves to a file or folder"
-    return f"cannot read: {e.strerror}"
-
-
-def _revisit(path: str, first: Path) -> str:
-    what = f"symbolic link (-> {_target(path)})" if os.path.islink(path) else "folder (a bind mount?)"
-    if first in Path(path).parents:
-        return f"{what} is a loop: it leads back to {first}, a folder it is inside"
-    return f"{what} leads to {first} again (the same folder reached twice); cannot tell which to use"
-
-
-def _target(path: str) -> str:
+def _is_loop(path: str) -> bool:
     try:
-        return os.readlink(path)
-    except OSError:
-        return "?"
+        os.stat(path)
+    except OSError as e:
+        return e.errno == errno.ELOOP
+    return False
 
 
 def prepare(plan: dict, downloads: list[dict], dest: Path, limits: Limits) -> dict:
     folder = Path(plan["manual_dir"])
     entries = placed_entries(plan)
+    # Walked here, before anything is linked, so a link loop, a broken link or an unreadable
+    # folder is named where the user put it (and not reported later as "missing").
+    for _ in walk(folder, error=ManualDataError, skip_top_hidden=True):
+        pass
+    for path in entries:
+        if path.is_file() and path.suffix.lower() not in _HTML_SUFFIXES and looks_like_html(path):
+            raise ManualDataError(path, _html_reason(path.name))
     archives = [p for p in entries if p.is_file() and is_archive(p.name)]
     placed = []
     for path in archives:
@@ -141,11 +115,28 @@ def _check_expected(plan: dict, root: Path) -> list[str]:
         if not hits:
             problems.append(f"missing file: {item['path']}")
             continue
+        pages = [hit for hit in hits
+                 if not hit[-1].lower().endswith(_HTML_SUFFIXES) and looks_like_html(root.joinpath(*hit))]
+        for hit in pages:
+            shown = os.path.realpath(root.joinpath(*hit))  # the placed file, not its link in the staging folder
+            if Path(shown).is_relative_to(os.path.realpath(root)):
+                shown = f"{'/'.join(hit)} (unpacked or downloaded, in the dataset root)"
+            problems.append(f"{shown}: {_html_reason(hit[-1])}")
+        if pages:
+            continue
         path = root.joinpath(*hits[0])
         for algo in ("sha256", "md5"):
             if item.get(algo) and (actual := file_digest(path, algo)) != item[algo]:
                 problems.append(f"{item['path']}: {algo} expected {item[algo]}, actual {actual} (wrong version or damaged copy?)")
     return problems
+
+
+_HTML_SUFFIXES = (".html", ".htm", ".xhtml")
+
+
+def _html_reason(name: str) -> str:
+    return (f"is an HTML page, not {'the archive' if is_archive(name) else 'the data file'} {name} "
+            "(a login, consent or error page saved under its name?); download it again")
 
 
 def _ends_with(parts: tuple[str, ...], want: tuple[str, ...]) -> bool:
@@ -155,7 +146,7 @@ def _ends_with(parts: tuple[str, ...], want: tuple[str, ...]) -> bool:
 def _listing(root: Path) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
     """Relative paths (as parts) of the files and non-empty folders below root, links followed."""
     files, dirs = [], []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+    for dirpath, dirnames, filenames in walk(root, error=ManualDataError):
         rel = Path(dirpath).relative_to(root).parts
         if rel and (dirnames or filenames):
             dirs.append(rel)

@@ -2,7 +2,12 @@
 
 Refused (UnsafeArchiveError): members that would land outside their folder (absolute paths, ``..``,
 backslashes, drive letters), links pointing outside, device files and fifos, too many members, too
-many uncompressed bytes, compression ratios typical of zip bombs, nesting deeper than ``max_depth``.
+many uncompressed bytes, compression ratios typical of zip bombs, nesting deeper than ``max_depth``;
+and members that would overwrite what the same archive already extracted (a name listed twice,
+also as './name' or 'name/'; a file where a folder or link was, or the reverse; a member below a
+file or link; a hard link to anything but an earlier file), link loops and broken links.
+Names differing only in case are distinct members on Linux; where the file system folds them, the
+second is refused as a collision.
 Truncated or corrupt archives raise ArchiveError. Every error names the archive (``outer.zip!inner.zip``
 for nested ones) and the offending member.
 """
@@ -28,6 +33,7 @@ from pathlib import Path
 
 from medcurate.atomic import atomic_dir, os_error_text, write_text
 from medcurate.errors import ArchiveError, MedcurateError, UnsafeArchiveError
+from medcurate.walk import must_resolve, walk
 
 log = logging.getLogger("medcurate.unpack")
 
@@ -67,6 +73,20 @@ def archive_stem(name: str) -> str:
     return name[: -len(s)] if s else name
 
 
+_HTML_PREAMBLE = re.compile(rb"\s*(<\?xml[^>]*>|<!--.*?-->)", re.S)  # XHTML's declaration, comments
+
+
+def looks_like_html(path: Path) -> bool:
+    """An HTML page (a login, consent or error page) saved under a data file's name: it starts,
+    after a BOM, blanks, an XML declaration or comments, with a doctype, <html>, <head> or <body>."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    head = head.removeprefix(b"\xef\xbb\xbf")
+    while m := _HTML_PREAMBLE.match(head):
+        head = head[m.end():]
+    return head.lstrip().lower().startswith((b"<!doctype html", b"<html", b"<head", b"<body"))
+
+
 def _parts(label: str, name: str) -> list[str]:
     """Split a member name into path components, refusing anything that could leave the folder."""
     parts = [p for p in name.split("/") if p not in ("", ".")]
@@ -84,6 +104,48 @@ def _parts(label: str, name: str) -> list[str]:
     return parts
 
 
+class _Claims:
+    """The paths one archive has extracted so far (normalised: './a', 'a/' and 'a' are one path).
+    A later member may never replace one of them or be written below a file or link: tarfile
+    would silently overwrite (or replace a link, or write through it) and zip lists may repeat."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.kinds: dict[str, tuple[str, str]] = {}  # path -> (kind, the member that made it)
+
+    def claim(self, name: str, parts: list[str], kind: str) -> None:
+        for k in range(1, len(parts)):
+            parent = "/".join(parts[:k])
+            got, by = self.kinds.setdefault(parent, ("folder", name))
+            if got == "symbolic link":
+                raise UnsafeArchiveError(self.label, f"member {name!r} would be written through a link "
+                                                     f"({by!r}); refusing to extract")
+            if got != "folder":
+                raise UnsafeArchiveError(self.label, f"member {name!r} would be written below {by!r}, which is a "
+                                                     f"{got}, not a folder; refusing to extract")
+        rel = "/".join(parts)
+        if rel in self.kinds and not (kind == "folder" == self.kinds[rel][0]):  # a folder listed twice is harmless
+            got, by = self.kinds[rel]
+            as_ = "" if by == name else f" (as {by!r})"
+            what = f"occurs twice{as_}" if got == kind else f"is a {kind}, but an earlier member {by!r} made it a {got}"
+            raise UnsafeArchiveError(self.label, f"member {name!r} {what}: one would overwrite the other; refusing to extract")
+        self.kinds.setdefault(rel, (kind, name))
+
+    def kind(self, rel: str) -> str | None:
+        return self.kinds.get(rel, (None,))[0]
+
+
+def _no_name(label: str, name: str) -> UnsafeArchiveError:
+    return UnsafeArchiveError(label, f"member {name!r} is not a folder but has no file name; refusing to extract")
+
+
+def _collision(label: str, name: str, target: Path) -> UnsafeArchiveError:
+    # Only reachable when the file system folds names the archive keeps apart (case, Unicode form).
+    return UnsafeArchiveError(label, f"member {name!r} lands on {target.name!r}, already extracted under another "
+                                     "name (a case-insensitive file system?): one would overwrite the other; "
+                                     "refusing to extract")
+
+
 class _Unpacker:
     def __init__(self, limits: Limits, nested: bool):
         self.limits, self.nested, self.written = limits, nested, 0
@@ -92,9 +154,7 @@ class _Unpacker:
         """Extract ``path`` into the existing empty ``folder``, then its nested archives."""
         log.info("unpacking %s", label)
         try:
-            with open(path, "rb") as fh:
-                head = fh.read(512).lstrip().removeprefix(b"\xef\xbb\xbf").lstrip().lower()  # BOM too
-            if head.startswith((b"<!doctype html", b"<html")):
+            if looks_like_html(path):
                 raise ArchiveError(label, "is an HTML page, not an archive (an error or login page saved as the download?)")
             if _suffix(path.name) == ".zip":
                 self._zip(path, folder, label)
@@ -130,7 +190,8 @@ class _Unpacker:
             infos = zf.infolist()
             if len(infos) > lim.max_members:
                 raise UnsafeArchiveError(label, f"{len(infos)} members, more than max_members={lim.max_members}")
-            plan = []
+            plan, claims = [], _Claims(label)
+            # The central directory lists every member up front: all are checked before any is written.
             for i in infos:
                 name = i.orig_filename  # .filename is cut at a NUL byte
                 parts = _parts(label, name)
@@ -141,6 +202,11 @@ class _Unpacker:
                     raise UnsafeArchiveError(label, f"member {name!r} is a device, fifo or socket; refusing to extract")
                 if i.flag_bits & 0x1:
                     raise ArchiveError(label, f"member {name!r} is encrypted")
+                if not parts:
+                    if i.is_dir():
+                        continue
+                    raise _no_name(label, name)
+                claims.claim(name, parts, "folder" if i.is_dir() else "file")
                 self._ratio(label, f"member {name!r}", i.file_size, i.compress_size)
                 plan.append((i, name, parts))
             declared = sum(i.file_size for i in infos)
@@ -150,15 +216,15 @@ class _Unpacker:
             self._ratio(label, "archive", declared, path.stat().st_size)
 
             for i, name, parts in plan:
-                if not parts:
-                    continue
                 target = folder.joinpath(*parts)
                 if i.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
+                    with _writing(target):
+                        target.mkdir(parents=True, exist_ok=True)
                     continue
-                target.parent.mkdir(parents=True, exist_ok=True)
+                with _writing(target):
+                    target.parent.mkdir(parents=True, exist_ok=True)
                 if os.path.lexists(target):
-                    raise ArchiveError(label, f"member {name!r} occurs twice")
+                    raise _collision(label, name, target)
                 done = 0
                 # Stream with our own running count: declared sizes can lie.
                 with _writing(target), zf.open(i) as src, open(target, "xb") as out:
@@ -173,7 +239,7 @@ class _Unpacker:
     def _tar(self, path: Path, folder: Path, label: str) -> None:
         lim = self.limits
         size = path.stat().st_size
-        links: set[str] = set()
+        claims = _Claims(label)
         count = total = 0
         # Tar headers are read as we go, so the size limits apply to the running total, before each member.
         with tarfile.open(path, "r:*", errorlevel=2) as tf:
@@ -183,27 +249,43 @@ class _Unpacker:
                     raise UnsafeArchiveError(label, f"more than max_members={lim.max_members} members")
                 name = m.name
                 parts = _parts(label, name)
-                rel = "/".join(parts)
                 if not (m.isreg() or m.isdir() or m.issym() or m.islnk()):
-                    raise UnsafeArchiveError(label, f"member {name!r} is a device or fifo; refusing to extract")
-                for k in range(1, len(parts)):
-                    if "/".join(parts[:k]) in links:
-                        raise UnsafeArchiveError(label, f"member {name!r} would be written through a link; refusing to extract")
+                    what = "a device or fifo" if m.isdev() else f"of an unknown tar type {m.type!r}"
+                    raise UnsafeArchiveError(label, f"member {name!r} is {what}; refusing to extract")
+                if not parts:
+                    if m.isdir():
+                        continue  # './', as 'tar -C dir .' writes it
+                    raise _no_name(label, name)
+                if not m.isdir() and name.endswith("/"):
+                    raise UnsafeArchiveError(label, f"member {name!r} is not a folder but its name ends with '/'; "
+                                                    "refusing to extract")
+                kind = ("folder" if m.isdir() else "symbolic link" if m.issym()
+                        else "hard link" if m.islnk() else "file")
+                target = ""
                 if m.issym() or m.islnk():
                     # symlinks resolve from their own folder, hardlinks from the archive root
-                    base = posixpath.dirname(rel) if m.issym() else ""
+                    base = posixpath.dirname("/".join(parts)) if m.issym() else ""
                     target = posixpath.normpath(posixpath.join(base, m.linkname))
                     if (m.linkname.startswith("/") or "\\" in m.linkname or _DRIVE.match(m.linkname)
                             or target.split("/")[0] == ".."):
                         raise UnsafeArchiveError(
                             label, f"member {name!r} links to {m.linkname!r}, outside the archive; refusing to extract")
-                    if m.issym():
-                        links.add(rel)
+                    # A hard link shares the inode of what it names: only a file this archive wrote before.
+                    if m.islnk() and claims.kind(target) not in ("file", "hard link"):
+                        raise UnsafeArchiveError(
+                            label, f"member {name!r} is a hard link to {m.linkname!r}, which is not a file extracted "
+                                   "before it; refusing to extract")
+                claims.claim(name, parts, kind)  # after the hard link check: a link to itself names nothing yet
                 if m.isreg():
                     total += m.size
                     self._ratio(label, "archive", total, size)
                     self._charge(label, f"member {name!r}", m.size)
-                with _writing(folder.joinpath(*parts)):
+                dest = folder.joinpath(*parts)
+                if not m.isdir() and os.path.lexists(dest):
+                    raise _collision(label, name, dest)
+                # tarfile would write to the name as given ('a/.' for a file): write where we checked
+                m = m.replace(name="/".join(parts), linkname=target if m.islnk() else m.linkname, deep=False)
+                with _writing(dest):
                     tf.extract(m, str(folder), filter="data")
             # tarfile stops at the end-of-archive block; read on so gzip/xz/bz2 check their trailers
             while tf.fileobj.read(_CHUNK):
@@ -246,7 +328,19 @@ class _Unpacker:
                 os.chmod(p, 0o644)
                 if self.nested and is_archive(name):
                     inner.append(Path(p))
+        # Links may point anywhere inside, so a link to '.', to '..' or to itself would make every
+        # later walk (links followed) loop; links into a nested archive's folder are not there yet.
+        _walk_members(folder, label, broken_ok=True)
         return sorted(inner)
+
+
+def _walk_members(folder: Path, label: str, broken_ok: bool) -> None:
+    try:
+        for _ in walk(folder, error=UnsafeArchiveError, broken_ok=broken_ok):
+            pass
+    except UnsafeArchiveError as e:  # name the member, not the staging path it was extracted to
+        raise UnsafeArchiveError(label, f"member {os.path.relpath(e.path, folder)!r}: {e.reason}; "
+                                        "refusing to extract") from None
 
 
 @contextlib.contextmanager
@@ -315,6 +409,8 @@ def unpack(archives: list[Path], dest: Path, *, limits: Limits = Limits(), neste
     """
     archives, dest = [Path(a) for a in archives], Path(dest)
     links = [Path(os.path.abspath(p)) for p in links]
+    for p in links:
+        must_resolve(p)  # a broken link or loop is named as such, not found "missing" later
     inputs = [_identity(a, fingerprints) for a in archives] + [{"name": p.name, "link": str(p)} for p in links]
     previous = _read_marker(dest)
     if previous and previous.get("archives") == inputs and previous.get("nested") == nested:
@@ -335,6 +431,8 @@ def unpack(archives: list[Path], dest: Path, *, limits: Limits = Limits(), neste
             if is_archive(path.name):
                 (stage / name).mkdir()
                 unpacker.archive(path, stage / name, str(path), 1)
+                # again now that nested archives are unpacked: a link may lead into one of them
+                _walk_members(stage / name, str(path), broken_ok=False)
             else:
                 shutil.copyfile(path, stage / name)
                 os.chmod(stage / name, 0o644)

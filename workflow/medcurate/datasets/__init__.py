@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import fnmatch
 import importlib
-import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from types import ModuleType
 import pandas as pd
 
 from ..errors import CaseError, MedcurateError
+from ..walk import walk
 
 
 @dataclass
@@ -56,10 +56,10 @@ def slug(text: str) -> str:
 
 def files(root: Path, pattern: str = "*") -> list[Path]:
     """Files below ``root`` whose name matches ``pattern`` (fnmatch, case-sensitive), sorted.
-    Unlike Path.rglob this follows symlinks: a gated dataset's root links to the placed folders."""
+    Unlike Path.rglob this follows symlinks: a gated dataset's root links to the placed folders.
+    A link loop, a folder reached twice or a broken link is an error naming the link (walk.py)."""
     hits = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames.sort()
+    for dirpath, dirnames, filenames in walk(root):
         hits += [Path(dirpath, n) for n in fnmatch.filter(filenames, pattern) if not n.startswith("._")]
     return sorted(hits)
 
@@ -82,8 +82,7 @@ def junk_files(root: Path) -> list[Path]:
     """macOS AppleDouble files ('._name': resource-fork metadata, not data) below ``root``, which
     files() skips; a module lists them so they are reported rather than silently dropped."""
     hits = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames.sort()
+    for dirpath, dirnames, filenames in walk(root):
         hits += [Path(dirpath, n) for n in filenames if n.startswith("._")]
     return sorted(hits)
 
