@@ -9,6 +9,7 @@ import json
 import random
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 DATA = b"PK\x03\x04" + random.Random(0).randbytes(300_000)
@@ -24,6 +25,12 @@ class Server:
     Route keys: data (bytes), status (always answer it), fail (statuses for the first requests),
     retry_after, drop_after (first request: send only so many body bytes, then close the socket),
     ignore_range, content_type, json (answer this object).
+    Hostile ones: drop_every (every request: so many body bytes, then close), no_length (no
+    Content-Length: the body ends when the connection closes), etag / last_modified (sent, and
+    If-Range honoured: a stale one gets the whole file with 200), ignore_if_range, content_encoding
+    (header only: the data is sent as given), content_range (always 206 with this Content-Range),
+    trickle (seconds between single body bytes), redirect (302 to this path, e.g. itself), then
+    (route updates applied once the first request is answered: the file changes on the server).
     """
 
     def __init__(self):
@@ -53,44 +60,80 @@ class Server:
                     route = outer.routes.get(self.path)
                     if route is not None:
                         route["hits"] = n = route.get("hits", 0) + 1
+                        route = dict(route)  # this request's view; 'then' changes the next ones
+                        if n == 1 and "then" in route:
+                            outer.routes[self.path].update(route["then"])
                 if route is None:
                     return self.reply(404, b"not found")
                 fail = route.get("fail", [])
+                ra = [("Retry-After", route["retry_after"])] if "retry_after" in route else []
                 if n <= len(fail):
-                    ra = [("Retry-After", route["retry_after"])] if "retry_after" in route else []
                     return self.reply(fail[n - 1], b"busy", ra)
                 data = route.get("data", DATA)
                 if route.get("status") == 416:
                     return self.reply(416, b"", [("Content-Range", f"bytes */{len(data)}")])
                 if "status" in route:
-                    return self.reply(route["status"], b"error page")
+                    return self.reply(route["status"], b"error page", ra)
                 if "json" in route:
                     return self.reply(200, json.dumps(route["json"]).encode(), [("Content-Type", "application/json")])
+                if "redirect" in route:
+                    return self.reply(302, b"", [("Location", outer.url(route["redirect"]))])
                 status, start, headers = 200, 0, [("Content-Type", route.get("content_type", "application/zip"))]
+                for key, name in (("etag", "ETag"), ("last_modified", "Last-Modified"),
+                                  ("content_encoding", "Content-Encoding")):
+                    if key in route:
+                        headers.append((name, route[key]))
                 rng = self.headers.get("Range")
-                if rng and not route.get("ignore_range"):
+                if_range = self.headers.get("If-Range")
+                if rng and if_range and not route.get("ignore_if_range") and \
+                        if_range not in (route.get("etag"), route.get("last_modified")):
+                    rng = None  # the representation changed: RFC 9110 says send it whole
+                if "content_range" in route:
+                    status = 206
+                    headers.append(("Content-Range", route["content_range"]))
+                elif rng and not route.get("ignore_range"):
                     start = int(rng.removeprefix("bytes=").split("-")[0])
                     if start >= len(data):
                         return self.reply(416, b"", [("Content-Range", f"bytes */{len(data)}")])
                     status = 206
                     headers.append(("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}"))
                 body = data[start:]
-                if route.get("drop_after") is not None and n == 1:
-                    body = body[: route["drop_after"]]
-                    self.send_response(status)
-                    for k, v in headers:
-                        self.send_header(k, v)
-                    self.send_header("Content-Length", str(len(data) - start))  # promise it all
-                    self.end_headers()
-                    self.wfile.write(body)
-                    with outer.lock:
-                        outer.sent += len(body)
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    self.close_connection = True
-                    return
+                cut = route.get("drop_every", route.get("drop_after") if n == 1 else None)
+                if cut is not None or route.get("no_length") or "trickle" in route:
+                    return self.send_raw(status, headers, body, len(body), cut, route)
                 self.reply(status, body, headers)
                 with outer.lock:
                     outer.sent += len(body)
+
+            def send_raw(self, status, headers, body, length, cut, route):
+                """Send the head, then the body cut short, close-delimited or trickled; then close."""
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
+                if route.get("no_length"):
+                    self.send_header("Connection", "close")
+                else:
+                    self.send_header("Content-Length", str(length))  # promise it all
+                self.end_headers()
+                if cut is not None:
+                    body = body[:cut]
+                try:
+                    if "trickle" in route:
+                        for i in range(len(body)):
+                            self.wfile.write(body[i:i + 1])
+                            self.wfile.flush()
+                            with outer.lock:
+                                outer.sent += 1
+                            time.sleep(route["trickle"])
+                    else:
+                        self.wfile.write(body)
+                        with outer.lock:
+                            outer.sent += len(body)
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # the client gave up first
+                self.close_connection = True
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

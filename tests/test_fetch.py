@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import socket
 import time
 from pathlib import Path
@@ -30,7 +31,7 @@ def test_download_record_sidecar_and_cache(server, opts, tmp_path):
     record = fetch(src(server, sha256=SHA256), dest, **opts)
     assert dest.read_bytes() == DATA
     assert record == {"name": "f.zip", "url": server.url("/f.zip"), "size": len(DATA), "md5": MD5,
-                      "sha256": SHA256, "checksum_source": "pinned"}
+                      "sha256": SHA256, "checksum_source": "pinned", "checked": ["sha256"]}
     sidecar = Path(f"{dest}.verified.json")
     assert json.loads(sidecar.read_text()) == record
     assert list(json.loads(sidecar.read_text())) == sorted(record)
@@ -40,9 +41,12 @@ def test_download_record_sidecar_and_cache(server, opts, tmp_path):
     assert len(server.requests) == n
 
 
-def test_unpinned_download_records_none(server, opts, tmp_path):
-    record = fetch(src(server), tmp_path / "f.zip", **opts)
-    assert record["checksum_source"] == "none" and record["sha256"] == SHA256
+def test_unpinned_download_records_none(server, opts, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="medcurate.fetch"):
+        record = fetch(src(server), tmp_path / "f.zip", **opts)
+    assert record["checksum_source"] == "none (first use: size and sha256 recorded)" and record["sha256"] == SHA256
+    assert record["checked"] == [] and not re.search(r"(?<!not )verified", caplog.text)
+    assert "not verified: no checksum pinned" in caplog.text
 
 
 def test_user_agent(server, opts, tmp_path):
