@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from medcurate import curation, masks, shapes
+from medcurate.errors import CaseError
 from skimage import draw
 
 LABELS = {"mask": {"background": 0, "mass": 1, "calcification": 2}}
@@ -128,12 +129,36 @@ def test_integer_vertex_polygons_follow_the_half_open_rule():
     assert left[0, 0] and not left[10, 5] and not left[5, 10]
 
 
-def test_huge_coordinates_do_not_overflow():
-    assert not shapes.point(1e300, -1e300, 0, (10, 10)).any()
-    mask, degenerate = shapes.polygon([1e300, 1e300, 1e300], [0, 1, 2], (10, 10))
-    assert not mask.any() and degenerate
-    disk, _ = shapes.ellipse(1e300, 5, 1e300, 3, (10, 10))
-    assert disk.dtype == bool
+@pytest.mark.parametrize("draw_it", [
+    lambda: shapes.point(1e300, -1e300, 0, (10, 10)),
+    lambda: shapes.polygon([1e300, 1e300, 1e300], [0, 1, 2], (10, 10)),
+    lambda: shapes.polygon([0, 5, 10**400], [0, 1, 2], (10, 10)),  # an integer no float holds
+    lambda: shapes.polygon([0, 5, 9], [0, float("nan"), 2], (10, 10)),
+    lambda: shapes.ellipse(1e300, 5, 1e300, 3, (10, 10)),
+    lambda: shapes.ellipse(5, 5, 3, 3, (10, 10), theta=float("inf")),
+    lambda: shapes.circle(5, 5, 1e12, (10, 10)),
+    lambda: shapes.polygon([0, 5, 9], [0, 1e12, 2], (10, 10)),
+    lambda: shapes.point(5, 5, float("inf"), (10, 10)),
+], ids=["point", "polygon", "huge_int", "nan", "ellipse", "theta", "radius", "1e12", "point_radius"])
+def test_absurd_coordinates_are_refused_not_clipped(draw_it):
+    """Corrupt or hostile values: a CoordinateError (a CaseError: the case is quarantined), not a
+    shape clipped into the image or an overflow."""
+    with pytest.raises(shapes.CoordinateError) as err:
+        draw_it()
+    assert isinstance(err.value, CaseError) and ("absurdly" in err.value.reason or "finite" in err.value.reason
+                                                 or "not numbers" in err.value.reason)
+
+
+def test_coordinates_a_few_image_sizes_out_are_still_clipped():
+    far = 4 * 3000  # ABSURD image sizes beyond a 3000-px-wide image (more than NEAR)
+    mask, degenerate = shapes.polygon([-far, 3000 + far, 3000 + far, -far], [-100, -100, 120, 120], (20, 3000))
+    assert mask.all() and not degenerate
+    with pytest.raises(shapes.CoordinateError, match=r"x = 15000\.5 is absurdly far for a 3000-px-wide image"):
+        shapes.polygon([-far, 3000 + far + 0.5, 3000 + far, -far], [0, 0, 10, 10], (20, 3000))
+    small, _ = shapes.polygon([-8192, 8202, 8202, -8192], [0, 0, 5, 5], (10, 10))  # a small copy: NEAR px
+    assert small[:5].all() and not small[5:].any()
+    with pytest.raises(shapes.CoordinateError, match=r"y = -8193 is absurdly far for a 10-px-high image"):
+        shapes.polygon([0, 5, 5], [0, -8193, 5], (10, 10))
 
 
 def _pnpoly(rows, cols, shape):

@@ -5,27 +5,82 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
+import warnings
 import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageMode, UnidentifiedImageError
 
 from .atomic import atomic_path
-from .errors import CaseError
+from .errors import CaseError, MedcurateError
 
-# Decompression-bomb guard stays on, but full-field mammograms (~4k x 5k) must pass.
+# Pillow's own decompression-bomb guard stays on as a backstop for every other Image.open (QC,
+# near-duplicates read our own PNGs); read_image refuses far earlier, by the pixel budget below.
 Image.MAX_IMAGE_PIXELS = 40_000 * 40_000
-# A gzip-wrapped image (STARE ships .ppm.gz) is inflated in memory up to this size: far above any
-# 2-D image in the catalogue (a 4084x3328 16-bit mammogram is 27 MB), far below a gzip bomb's.
+# A gzip-wrapped image (STARE ships .ppm.gz) is inflated in memory up to the pixel budget (plus
+# room for headers), and never beyond this: far above any 2-D image in the catalogue (a 4084x3328
+# 16-bit mammogram is 27 MB), far below a gzip bomb's.
 MAX_GUNZIP_BYTES = 512 * 2**20
+FILE_SLACK = 16 * 2**20  # headers, metadata and container bytes beside the pixels of an image file
+
+# The convert job exports its Snakemake mem_mb here; without it (tests, the CLI by hand) the convert
+# rule's first-attempt mem_mb is assumed.
+MEM_ENV = "MEDCURATE_MEM_MB"
+DEFAULT_MEM_MB = 2000
+# Decoding needs working copies beside the decoded pixels (the decoder's buffer, the array, a mode
+# conversion, DICOM's modality LUT), so one image may take only this share of the job's memory.
+BUDGET_SHARE = 4
+
+
+def pixel_budget() -> int:
+    """Bytes of decoded pixels one image may take: a quarter of the job's memory (MEDCURATE_MEM_MB,
+    set by the convert rule to its mem_mb; DEFAULT_MEM_MB when unset). A malformed value is the
+    job's fault, not a case's: MedcurateError."""
+    raw = os.environ.get(MEM_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MEM_MB * 2**20 // BUDGET_SHARE
+    try:
+        mem_mb = int(raw)
+    except ValueError:
+        mem_mb = 0
+    if mem_mb <= 0:
+        raise MedcurateError(None, f"{MEM_ENV}={raw!r} must be a positive whole number of megabytes (the job's mem_mb)")
+    return mem_mb * 2**20 // BUDGET_SHARE
+
+
+def over_budget(declared: str, nbytes: int, budget: int) -> str | None:
+    """The refusal reason when ``nbytes`` of decoded pixels (``declared``: what the header says)
+    exceed ``budget`` (pixel_budget()), else None."""
+    if nbytes <= budget:
+        return None
+    return (f"header declares {declared}: {nbytes} bytes of decoded pixels, over the pixel budget of {budget} bytes "
+            f"(1/{BUDGET_SHARE} of the job's memory, {budget_setting()}); refused before decoding. A corrupt header? "
+            "If the image is real, raise the convert rule's mem_mb")
+
+
+def budget_setting() -> str:
+    raw = os.environ.get(MEM_ENV, "").strip()
+    return f"{MEM_ENV}={raw}" if raw else f"{MEM_ENV} unset: {DEFAULT_MEM_MB} MB assumed"
 
 
 def read_image(path: Path, mode: str = "keep") -> np.ndarray:
     """Decode an image file fully (so truncation is caught here, not later) into an array. A
-    ``.gz`` file is an image compressed once more with gzip, inflated first."""
+    ``.gz`` file is an image compressed once more with gzip, inflated first. The size its header
+    declares is checked against pixel_budget() before any pixel is decoded."""
+    budget = pixel_budget()
     try:
-        with Image.open(io.BytesIO(_file_bytes(Path(path)))) as im:
+        with warnings.catch_warnings():
+            # Pillow warns from 1.6 Gpx; the budget below decides, so its warning is only noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(_file_bytes(Path(path), budget)))
+        with im:
+            width, height = im.size
+            per_pixel = _bytes_per_pixel(im.mode, mode)
+            declared = f"{width}x{height} {im.mode} pixels, {per_pixel} bytes each once decoded"
+            if reason := over_budget(declared, width * height * per_pixel, budget):
+                raise CaseError(path, reason)
             im.load()
             im = _normalise_mode(im, mode)
             return np.asarray(im)
@@ -37,18 +92,36 @@ def read_image(path: Path, mode: str = "keep") -> np.ndarray:
         raise CaseError(path, f"cannot decode image ({exc})") from None
 
 
-def _file_bytes(path: Path) -> bytes:
+def _bytes_per_pixel(native: str, mode: str) -> int:
+    """Bytes per pixel of the array read_image returns: the larger of the file's mode and the one
+    it is converted to (a palette image may become RGBA)."""
+    try:
+        info = ImageMode.getmode(native)
+        size = len(info.bands) * np.dtype(info.typestr).itemsize
+    except (KeyError, TypeError, ValueError):
+        size = 8  # a mode Pillow does not describe: assume the widest
+    return max(size, {"L": 1, "RGB": 3}.get(mode, 4 if native in ("P", "PA") else 0))
+
+
+def _file_bytes(path: Path, budget: int) -> bytes:
+    size = path.stat().st_size  # FileNotFoundError: the caller's "file is missing"
     if not path.name.endswith(".gz"):
+        if size > budget + FILE_SLACK:  # reading it would already take more than the budget
+            raise CaseError(path, f"file is {size} bytes, more than the pixel budget of {budget} bytes "
+                                  f"({budget_setting()}) allows; refused before reading. If the image is real, "
+                                  "raise the convert rule's mem_mb")
         return path.read_bytes()
+    limit = min(MAX_GUNZIP_BYTES, budget + FILE_SLACK)
     try:
         with gzip.open(path, "rb") as fh:
-            data = fh.read(MAX_GUNZIP_BYTES + 1)
+            data = fh.read(limit + 1)
     except FileNotFoundError:
         raise
     except (gzip.BadGzipFile, EOFError, zlib.error, OSError) as exc:
         raise CaseError(path, f"not a valid gzip file ({exc or type(exc).__name__})") from None
-    if len(data) > MAX_GUNZIP_BYTES:
-        raise CaseError(path, f"decompresses to more than {MAX_GUNZIP_BYTES} bytes; refused as a gzip bomb")
+    if len(data) > limit:
+        raise CaseError(path, f"decompresses to more than {limit} bytes, over the pixel budget ({budget_setting()}); "
+                              "refused as a gzip bomb")
     return data
 
 

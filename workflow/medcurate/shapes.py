@@ -5,8 +5,14 @@ One contour convention for every dataset: pixel (row r, column c) is the unit sq
 on a polygon edge by the half-open top-left rule. So the pixel count is an unbiased estimate of the
 shape's geometric area (no half-perimeter rim added or lost) and shapes sharing an edge do not
 overlap. Vertices outside the image are clipped (a shape wholly outside gives an empty mask). A
-shape too thin to cover any pixel centre keeps the pixels under its vertices, so a finding is never
-silently lost (the caller is told, to record it).
+shape too thin to cover any pixel centre -- among them a polygon of fewer than 3 distinct points,
+which is not a region at all -- keeps the pixels under its vertices, so a finding is never silently
+lost (the caller is told, to record and flag it: see is_region).
+
+Coordinates absurdly far from the image (non-finite, or more than ABSURD image sizes and more
+than NEAR pixels beyond it: a corrupt or hostile annotation, never a real one) raise
+CoordinateError before anything is allocated; the dataset module re-raises it naming its file
+and the ROI, so only that case is quarantined.
 """
 
 from __future__ import annotations
@@ -14,22 +20,85 @@ from __future__ import annotations
 import numpy as np
 from skimage import draw
 
+from .errors import CaseError
+
 EDGE = 1e-6
-FAR = 1e7
 ROW_BLOCK = 256  # rows of crossings computed at once: memory O(ROW_BLOCK x vertices)
+# How many image sizes beyond the image a coordinate or radius may reach. Real contours stray a
+# little outside (an INbreast oval reaches 80 px past a 3328-px border) and are clipped; anything
+# this far is a corrupt value, and drawing it would only cost time and memory.
+ABSURD = 4
+# ... but never fewer pixels than this: a small copy (a thumbnail, the sample mirror's shrunken
+# images) may carry the coordinates of a full-size original, which are real, only off its image.
+NEAR = 8192
+
+
+class CoordinateError(CaseError):
+    """Absurd coordinates. Raised without a file: the caller re-raises naming its annotation."""
+
+    def __init__(self, reason: str):
+        super().__init__(None, reason)
+
+
+def check_points(xs, ys, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(xs, ys) as float arrays, or CoordinateError if any is absurd for an image of ``shape``."""
+    h, w = shape[:2]
+    xs, ys = _floats(xs, "x"), _floats(ys, "y")
+    if xs.shape != ys.shape:
+        raise CoordinateError(f"{xs.size} x but {ys.size} y coordinates")
+    _within(xs, -_far(w), w + _far(w), "x", f"{w}-px-wide image")
+    _within(ys, -_far(h), h + _far(h), "y", f"{h}-px-high image")
+    return xs, ys
+
+
+def check_sizes(values, shape: tuple[int, ...], what: str = "radius") -> np.ndarray:
+    """Radii (or widths) as floats, or CoordinateError if absurd for an image of ``shape``."""
+    values = _floats(values, what)
+    far = _far(max(shape[:2]))
+    _within(values, -far, far, what, f"{shape[0]}x{shape[1]} image", "large")
+    return values
+
+
+def _far(size: int) -> int:
+    return max(ABSURD * size, NEAR)
+
+
+def _floats(values, what: str) -> np.ndarray:
+    try:
+        out = np.atleast_1d(np.asarray(values, float))
+    except (OverflowError, ValueError, TypeError) as exc:  # e.g. an integer of 400 digits
+        raise CoordinateError(f"{what} coordinates are not numbers a rasteriser can use ({exc})") from None
+    if out.ndim != 1:
+        raise CoordinateError(f"{what} coordinates must be a flat list, got shape {out.shape}")
+    return out
+
+
+def _within(values: np.ndarray, low: float, high: float, what: str, image: str, absurd: str = "far") -> None:
+    bad = ~np.isfinite(values) | (values < low) | (values > high)
+    if bad.any():
+        first = float(values[bad][0])
+        if not np.isfinite(first):
+            raise CoordinateError(f"{what} = {first} is not a finite number")
+        raise CoordinateError(f"{what} = {first:g} is absurdly {absurd} for a {image} (allowed {low:g}..{high:g}: "
+                              f"{ABSURD} image sizes, at least {NEAR} px, around it); refused rather than drawn")
+
+
+def is_region(xs, ys) -> bool:
+    """Whether a contour can bound a region: at least 3 distinct vertices. Modules flag one that
+    cannot (degenerate_roi), so the curated subset can leave its case out."""
+    return len(set(zip(np.asarray(xs, float).tolist(), np.asarray(ys, float).tolist()))) >= 3
 
 
 def polygon(xs, ys, shape: tuple[int, int]) -> tuple[np.ndarray, bool]:
     """Closed polygon through (xs, ys) in pixel coordinates. Returns (mask, degenerate)."""
-    # Absurd coordinates (hostile or corrupt files) are clipped far outside any image so the
-    # rasteriser's integer arithmetic cannot overflow; real contours are never affected.
-    xs, ys = np.clip(np.asarray(xs, float), -FAR, FAR), np.clip(np.asarray(ys, float), -FAR, FAR)
+    xs, ys = check_points(xs, ys, shape)
+    if not is_region(xs, ys):
+        return _vertices(xs, ys, shape), True
     mask = np.zeros(shape[:2], bool)
     # Half-open (top-left) rule: a centre exactly on a left/top edge is in, on a right/bottom edge
     # out, so integer-vertex shapes tile without double counting (a 10x10 square is 100 pixels).
-    if len(xs):
-        _fill(mask, ys - EDGE, xs - EDGE)
-    if mask.any() or not len(xs):
+    _fill(mask, ys - EDGE, xs - EDGE)
+    if mask.any():
         return mask, False
     return _vertices(xs, ys, shape), True
 
@@ -68,8 +137,12 @@ def _fill(mask: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> None:
 def ellipse(cx: float, cy: float, rx: float, ry: float, shape: tuple[int, int], theta: float = 0.0) -> tuple[np.ndarray, bool]:
     """Axis radii rx (along x) and ry (along y), rotated by ``theta`` radians with x turning
     towards +y, i.e. clockwise as displayed (the HTML-canvas convention VIA exports)."""
+    (cx,), (cy,) = check_points([cx], [cy], shape)
+    rx, ry = (float(v) for v in check_sizes([rx, ry], shape))
+    (theta,) = _floats(theta, "theta")
+    if not np.isfinite(theta):
+        raise CoordinateError(f"rotation theta = {float(theta)} is not a finite number")
     mask = np.zeros(shape[:2], bool)
-    cx, cy, rx, ry = (float(np.clip(v, -FAR, FAR)) for v in (cx, cy, rx, ry))
     if rx > 0 and ry > 0:
         rr, cc = draw.ellipse(cy, cx, ry, rx, shape[:2], rotation=-theta)
         mask[rr, cc] = True
@@ -84,13 +157,15 @@ def circle(cx: float, cy: float, r: float, shape: tuple[int, int]) -> tuple[np.n
 
 def point(cx: float, cy: float, radius: float, shape: tuple[int, int]) -> np.ndarray:
     """A point finding as a disk of ``radius`` pixels (radius 0: the one pixel under it)."""
+    (cx,), (cy,) = check_points([cx], [cy], shape)
+    (radius,) = check_sizes([radius], shape)
     if radius <= 0:
         return _vertices([cx], [cy], shape)
     return ellipse(cx, cy, radius, radius, shape)[0] | _vertices([cx], [cy], shape)
 
 
 def _vertices(xs, ys, shape) -> np.ndarray:
-    """The pixels under the given points; points outside the image are dropped."""
+    """The pixels under the given (checked) points; points outside the image are dropped."""
     mask = np.zeros(shape[:2], bool)
     c, r = np.round(np.asarray(xs, float)), np.round(np.asarray(ys, float))
     inside = (c >= 0) & (c < shape[1]) & (r >= 0) & (r < shape[0])  # before the cast: no overflow

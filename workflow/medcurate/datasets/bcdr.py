@@ -17,7 +17,10 @@
 - Patient ids are used as they are, not prefixed by subset: whether they are global across the
   subsets is UNCONFIRMED, and treating equal numbers as one woman can only over-group, never leak.
 - A malformed row (x/y counts differ, a non-integer, bad view or classification) quarantines its
-  image with the CSV line; an outline reaching outside its image is clipped and flagged.
+  image with the CSV line; an outline reaching outside its image is clipped and flagged
+  (``outline_clipped``), one absurdly far from it (see shapes.py) quarantines the
+  image, naming the line. An outline of fewer than 3 distinct points bounds no region: drawn as
+  its vertices, recorded ('lesion_<id>:fewer_than_3_points') and flagged ``degenerate_roi``.
 """
 
 from __future__ import annotations
@@ -191,6 +194,7 @@ def _case(csv_path: Path, subset: str, name: str, rows: list) -> BcdrCase:
         "age": first.fields["age"],
         "density": first.fields["density"],
         "outline_clipped": 0,
+        "degenerate_roi": 0,
     }
     return case
 
@@ -204,8 +208,14 @@ def load_mask(case: BcdrCase, plan: dict) -> tuple[np.ndarray, list[str]]:
     shape = case.shape[:2]
     layers, actions = [], []
     for r in case.outlines:
-        region, degenerate = shapes.polygon(r.xs, r.ys, shape)
-        if degenerate:
+        try:
+            region, degenerate = shapes.polygon(r.xs, r.ys, shape)
+        except shapes.CoordinateError as exc:
+            raise CaseError(case.mask, f"line {r.line}: lesion {r.lesion_id}: {exc.reason}") from None
+        if not shapes.is_region(r.xs, r.ys):
+            case.meta["degenerate_roi"] = 1
+            actions.append(f"lesion_{r.lesion_id}:fewer_than_3_points")
+        elif degenerate:
             actions.append(f"lesion_{r.lesion_id}:degenerate_outline_kept_as_vertices")
         if min(r.xs) < 0 or min(r.ys) < 0 or max(r.xs) >= shape[1] or max(r.ys) >= shape[0]:
             case.meta["outline_clipped"] = 1

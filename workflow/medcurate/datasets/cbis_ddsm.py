@@ -23,6 +23,8 @@
 - The TCIA PatientID is per view (Mass-Training_P_00001_LEFT_CC); the woman is the P_NNNNN token,
   shared by the mass and calc CSVs, and 31 women are in both the official train and test CSVs.
 - Official split = which CSV a row is in.
+- Pixels: dicom.decode_dicom; the manifest's pixel_values, pixel_slope and pixel_intercept say how
+  a PNG value p gives the file's value back (p * pixel_slope + pixel_intercept, exactly).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import pydicom
 from skimage.transform import resize
 
 from .. import masks
-from ..dicom import read_dicom
+from ..dicom import decode_dicom, read_dicom
 from ..errors import CaseError, MedcurateError
 from . import Case, files, find_one, slug
 
@@ -306,7 +308,9 @@ def _unreadable_note(unreadable: dict) -> str:
 
 
 def load_image(case: MammogramCase, plan: dict) -> np.ndarray:
-    return read_dicom(case.image, plan["dicom"])
+    decoded = decode_dicom(case.image, plan["dicom"])
+    case.meta.update(decoded.manifest())  # how the PNG's values give the file's back (pixel_slope...)
+    return decoded.pixels
 
 
 def load_mask(case: MammogramCase, plan: dict) -> tuple[np.ndarray, list[str]]:

@@ -21,7 +21,10 @@
 - Images without regions are kept with an empty mask (Normal breasts are true negatives); a
   Benign/Malignant image without regions is flagged ``finding_without_roi`` (its mask is
   incomplete). Coordinates are in image pixels; images vary in size, so a region wholly outside
-  its image is flagged ``roi_outside_image``.
+  its image is flagged ``roi_outside_image``. A polygon, polyline or rect of fewer than 3 distinct
+  points bounds no region: drawn as its vertices, recorded ('fewer_than_3_points_<shape>:<id>')
+  and flagged ``degenerate_roi``. A coordinate absurdly far from the image (see
+  shapes.py) quarantines the image, naming the CSV line.
 - Labels: pathology (Normal/Benign/Malignant) is per image, not per region (one Malignant image
   may also hold outlined benign calcifications), so the mask has one foreground label, lesion = 1.
 - Patient = Patient_ID: both breasts, both views, DM and CM of one woman share a split.
@@ -68,7 +71,7 @@ SHAPES = {
     "point": (("cx", "cy"), "point"),
     "rect": (("x", "y", "width", "height"), "rect"),
 }
-FLAGS = ("regions_missing", "finding_without_roi", "roi_outside_image")
+FLAGS = ("regions_missing", "finding_without_roi", "roi_outside_image", "degenerate_roi")
 
 
 # ------------------------------------------------------------------ VIA CSV (pure)
@@ -210,8 +213,19 @@ def rasterise(region: Region, shape: tuple[int, int], point_radius: float) -> tu
         return shapes.circle(p["cx"], p["cy"], p["r"], shape)
     if region.shape == "point":
         return shapes.point(p["cx"], p["cy"], point_radius, shape), False
-    x, y, w, h = p["x"], p["y"], p["width"], p["height"]  # rect
-    return shapes.polygon([x, x + w, x + w, x], [y, y, y + h, y + h], shape)
+    return shapes.polygon(*_corners(p), shape)  # rect
+
+
+def _corners(p: dict) -> tuple[list[float], list[float]]:
+    x, y, w, h = p["x"], p["y"], p["width"], p["height"]
+    return [x, x + w, x + w, x], [y, y, y + h, y + h]
+
+
+def bounds_no_region(region: Region) -> bool:
+    """A polygon, polyline or rect of fewer than 3 distinct points: not a region at all."""
+    if region.shape in ("polygon", "polyline"):
+        return not shapes.is_region(region.params["xs"], region.params["ys"])
+    return region.shape == "rect" and not shapes.is_region(*_corners(region.params))
 
 
 # ------------------------------------------------------------------ xlsx metadata (pure)
@@ -366,16 +380,23 @@ def _one(root: Path, pattern: str) -> Path:
 
 def load_mask(case: CesmCase, plan: dict) -> tuple[np.ndarray, list[str]]:
     shape = case.shape[:2]
-    layers, actions, kinds, outside = [], [], set(), 0
+    layers, actions, kinds, outside, no_region = [], [], set(), 0, 0
     for region in case.regions:
-        region_mask, degenerate = rasterise(region, shape, plan["curation"]["point_radius"])
+        try:
+            region_mask, degenerate = rasterise(region, shape, plan["curation"]["point_radius"])
+        except shapes.CoordinateError as exc:
+            raise CaseError(case.mask, f"line {region.line}: region {region.region_id} ({region.shape}): {exc.reason}") from None
         kinds.add(SHAPES[region.shape][1])
         if region.shape == "polyline":
             actions.append(f"polyline_closed:{region.region_id}")
+        flat = bounds_no_region(region)
+        if flat:
+            no_region += 1
+            actions.append(f"fewer_than_3_points_{region.shape}:{region.region_id}")
         if not region_mask.any():
             outside += 1
             actions.append(f"region_outside_image:{region.region_id}")
-        elif degenerate:
+        elif degenerate and not flat:
             actions.append(f"degenerate_{region.shape}:{region.region_id}")
         layers.append(("lesion", region_mask))
     ids = sorted(r.region_id for r in case.regions)
@@ -385,5 +406,6 @@ def load_mask(case: CesmCase, plan: dict) -> tuple[np.ndarray, list[str]]:
         regions_missing=int(ids != list(range(case.region_count))),
         finding_without_roi=int(not case.regions and case.labels.get("pathology") != "Normal"),
         roi_outside_image=int(outside > 0),
+        degenerate_roi=int(no_region > 0),
     )
     return masks.compose(shape, layers, plan["labels"]), actions

@@ -6,7 +6,9 @@ plus AllROI/, MedicalReports/, PectoralMuscle/, INbreast.xls, README.txt (not us
 - Cases are the DICOMs: AllDICOMs/<FileName>_<patientHash>_MG_<L|R>_<view>_ANON.dcm. The patient id
   is only in that name (2nd token); the view token there is 'CC' or 'ML' while the CSV says 'MLO'
   (the manifest keeps the CSV's words). Matrix sizes differ (4084x3328 or 3328x2560 rows x cols):
-  masks are rasterised at each DICOM's own Rows x Columns.
+  masks are rasterised at each DICOM's own Rows x Columns. Pixels: dicom.decode_dicom; the
+  manifest's pixel_values, pixel_slope and pixel_intercept say how a PNG value p gives the file's
+  value back (p * pixel_slope + pixel_intercept, exactly).
 - INbreast.csv: ';'-separated, header 'Patient ID;Patient age;Laterality;View;Acquisition date;
   File Name;ACR;Bi-Rads'. Patient ID and age are the literal 'removed'; View has one 'FB'; the
   date is YYYY + semester (01/02, README), not a month; ACR has one blank, space-padded cell
@@ -20,9 +22,12 @@ plus AllROI/, MedicalReports/, PectoralMuscle/, INbreast.xls, README.txt (not us
   an XML is a normal image: empty mask, kept.
 - ROI types: 15 (OsiriX's freehand ROI; tPencil in its enum, UNCONFIRMED) -> 'freehand'; 9 (oval,
   exported as 200 outline points) -> 'ellipse', rasterised as the polygon through those points;
-  19 (2-D point) and any ROI of <= 2 points -> 'point', a disk of curation.point_radius pixels
-  (default 3 px = 0.21 mm, the size of a microcalcification). Another Type is an error (the case
-  is quarantined).
+  19 (2-D point) and any ROI of <= 2 distinct points -> 'point', a disk of curation.point_radius
+  pixels (default 3 px = 0.21 mm, the size of a microcalcification). Another Type is an error (the
+  case is quarantined). A freehand or oval ROI of <= 2 distinct points bounds no region: drawn as
+  its points, recorded as '<label>:fewer_than_3_points:roi<i>' and flagged ``degenerate_roi``
+  (whether the real release has such ROIs, e.g. a calcification traced as one click, is
+  UNCONFIRMED; none of the 7 real XMLs has one), so the curated subset can leave the case out.
 - Contour convention (shapes.py): a pixel belongs to a shape when its centre lies inside.
   Point_px (x, y) are taken as pixel-centre coordinates (column x, row y); whether OsiriX puts the
   centre of pixel 0 at 0 or 0.5 is UNCONFIRMED (at most half a pixel).
@@ -43,7 +48,9 @@ plus AllROI/, MedicalReports/, PectoralMuscle/, INbreast.xls, README.txt (not us
   another contour convention, not the one used here.
 - Points outside the image: contour vertices are clipped by the rasteriser (a real 'Spiculated
   Region' oval reaches x = 3408 on a 3328-wide image), recorded as '<label>:clipped_at_border';
-  a point ROI outside the image is dropped and recorded as '<label>:point_outside_image'.
+  a point ROI outside the image is dropped and recorded as '<label>:point_outside_image'. A
+  coordinate absurdly far away (see shapes.py) quarantines the case, naming the ROI,
+  before the spline or any mask is computed.
 - ROI names are normalised (NAMES below): 'Assymetry' (sic, in the real files) and 'Asymmetry',
   'Spiculated Region'/'Spiculated region'/'Espiculated Region', 'Calcifications'. Third-party
   analyses of the full release also list 'Point 1', 'Point 3' and 'Unnamed' (OsiriX's default
@@ -65,7 +72,7 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 
 from .. import shapes
-from ..dicom import read_dicom
+from ..dicom import decode_dicom
 from ..errors import CaseError, MedcurateError
 from ..masks import compose
 from . import Case, files, find_one, read_table, slug
@@ -74,6 +81,7 @@ CSV_NAME = "INbreast.csv"
 COLUMNS = ["Patient ID", "Patient age", "Laterality", "View", "Acquisition date", "File Name", "ACR", "Bi-Rads"]
 DICOM_NAME = re.compile(r"^(\d+)_([0-9A-Za-z]+)_MG_([LR])_([A-Z]+)_ANON\.dcm$")
 PIXEL_MM = 0.07  # detector pixel pitch: Area (cm²) x 100 / 0.07² = pixels
+MAX_OUTLINE_SAMPLES = 1_000_000  # points of one smoothed outline (16 MB)
 
 # OsiriX ROI Type codes seen in INbreast.
 FREEHAND, ELLIPSE, POINT = 15, 9, 19
@@ -167,7 +175,9 @@ def _by_key(paths: list[Path], key) -> dict[str, Path]:
 
 
 def load_image(case: Case, plan: dict) -> np.ndarray:
-    return read_dicom(case.image, plan["dicom"])
+    decoded = decode_dicom(case.image, plan["dicom"])
+    case.meta.update(decoded.manifest())  # how the PNG's values give the file's back (pixel_slope...)
+    return decoded.pixels
 
 
 def _join_problem(key: str, row, image: Path | None, match, table: Path, xml: Path | None) -> CaseError | None:
@@ -190,7 +200,7 @@ def _join_problem(key: str, row, image: Path | None, match, table: Path, xml: Pa
 def load_mask(case: Case, plan: dict) -> tuple[np.ndarray, list[str]]:
     shape = case.shape[:2]
     if case.mask is None:  # no findings: a normal image
-        case.meta["roi_types"] = ""
+        case.meta.update(roi_types="", degenerate_roi=0)
         return np.zeros(shape, np.uint8), []
     try:
         data = case.mask.read_bytes()
@@ -200,12 +210,21 @@ def load_mask(case: Case, plan: dict) -> tuple[np.ndarray, list[str]]:
     layers, actions = [], []
     for roi in rois:
         label, named = roi_label(roi, case.mask)
-        region, notes = rasterise(roi, shape, plan["curation"]["point_radius"])
+        try:
+            region, notes = rasterise(roi, shape, plan["curation"]["point_radius"])
+        except shapes.CoordinateError as exc:
+            raise CaseError(case.mask, f"ROI #{roi.index} ({roi.name}): {exc.reason}") from None
         actions += named + [f"{label}:{note}:roi{roi.index}" for note in notes]
         if region is not None:
             layers.append((label, region))
     case.meta["roi_types"] = " ".join(sorted({roi.kind for roi in rois}))
+    case.meta["degenerate_roi"] = int(any(degenerate_region(roi) for roi in rois))
     return compose(shape, layers, plan["labels"]), actions
+
+
+def degenerate_region(roi: Roi) -> bool:
+    """A freehand or oval ROI that bounds no region (<= 2 distinct points: drawn as points)."""
+    return roi.type != POINT and roi.kind == "point"
 
 
 def roi_label(roi: Roi, source: Path) -> tuple[str, list[str]]:
@@ -221,7 +240,7 @@ def roi_label(roi: Roi, source: Path) -> tuple[str, list[str]]:
 
 def rasterise(roi: Roi, shape: tuple[int, int], point_radius: float) -> tuple[np.ndarray | None, list[str]]:
     """Boolean region of one ROI and notes for the record (None: nothing of it lies in the image)."""
-    pts = np.asarray(roi.points, float)
+    pts = np.stack(shapes.check_points(*np.asarray(roi.points, float).T, shape), axis=1)  # before the spline
     rows, cols = shape
     inside = (pts[:, 0] >= -0.5) & (pts[:, 0] < cols - 0.5) & (pts[:, 1] >= -0.5) & (pts[:, 1] < rows - 0.5)
     if roi.kind == "point":
@@ -230,7 +249,8 @@ def rasterise(roi: Roi, shape: tuple[int, int], point_radius: float) -> tuple[np
         region = np.zeros(shape, bool)
         for x, y in pts[inside]:
             region |= shapes.point(x, y, point_radius, shape)
-        return region, [] if inside.all() else ["point_outside_image"]
+        notes = [] if inside.all() else ["point_outside_image"]
+        return region, notes + (["fewer_than_3_points"] if degenerate_region(roi) else [])
     outline = osirix_outline(pts) if roi.kind == "freehand" else pts
     region, degenerate = shapes.polygon(outline[:, 0], outline[:, 1], shape)
     notes = [] if inside.all() else ["clipped_at_border"]
@@ -256,6 +276,9 @@ def osirix_outline(points: np.ndarray, step: float = 1.0) -> np.ndarray:
         return pts
     knots = np.concatenate([[0.0], np.cumsum(chords)])
     curve = CubicSpline(knots, ext, bc_type="natural")
+    # A contour reaching far outside its image (accepted up to a few image sizes) must not
+    # cost gigabytes of samples: coarser steps beyond MAX_OUTLINE_SAMPLES (real outlines: thousands).
+    step = max(step, float(chords[1:-1].sum()) / MAX_OUTLINE_SAMPLES)
     # Segments 1..n are the real ones (0 and n+1 end at the phantom neighbours).
     samples = [knots[i] + np.arange(0.0, chords[i], step) for i in range(1, len(ext) - 2)]
     return curve(np.concatenate(samples))
@@ -321,7 +344,7 @@ def _roi(raw: object, index: int, source: Path) -> Roi:
     declared = raw.get("NumberOfPoints", len(parsed))
     if declared != len(parsed):
         raise CaseError(source, f"{where} ({name}): NumberOfPoints is {declared!r} but Point_px holds {len(parsed)}")
-    if code == POINT or len(parsed) <= 2:
+    if code == POINT or len(set(parsed)) <= 2:  # two clicks, or one point repeated, bound no region
         kind = "point"
     elif code in KINDS:
         kind = KINDS[code]

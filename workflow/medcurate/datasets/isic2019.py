@@ -10,6 +10,11 @@
   split (patient key = lesion_id). Rows without a lesion_id (or without a metadata row) fall back
   to the image id; the manifest's ``lesion_id`` column is then empty. Metadata columns
   (image, age_approx, anatom_site_general, lesion_id, sex) UNCONFIRMED.
+- Copies of the metadata table circulate whose header says ``gender`` where the S3 file says
+  ``sex`` (met in testing, issue 18; third-party descriptions of the 2019 files also call it
+  "gender"). Such documented aliases (ALIASES) are read as the official column, logged at
+  WARNING and reported by dataset_facts() for dataset.json; a table with both names, or with
+  neither, or missing any other column, fails naming the file and the columns found.
 - Some images reportedly carry a '_downsampled' suffix (UNCONFIRMED); a CSV name with or without
   it finds the file with or without it, and metadata joins on the name without it.
 - JPEGs without a ground-truth row are quarantined, not dropped.
@@ -17,22 +22,29 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from ..errors import CaseError, MedcurateError
 from . import Case, find_one, index_files, read_table, slug
+
+log = logging.getLogger("medcurate.datasets.isic2019")
 
 GROUND_TRUTH = "ISIC_2019_Training_GroundTruth.csv"
 METADATA = "ISIC_2019_Training_Metadata.csv"
 CLASSES = ["MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK"]
 META = ["age_approx", "anatom_site_general", "sex"]
 SUFFIX = "_downsampled"
+# Metadata header names of re-released copies -> the official column they stand for.
+ALIASES = {"gender": "sex"}
 
 
 def cases(root: Path, plan: dict) -> list[Case]:
     gt_path = find_one(root, GROUND_TRUTH)
     truth = read_table(gt_path, ",", ["image"] + CLASSES)
-    meta = metadata(find_one(root, METADATA))
+    meta, aliases = read_metadata(find_one(root, METADATA))
+    for alias, official in aliases.items():
+        log.warning("%s: column '%s' read as '%s' (a documented alias of re-released copies)", METADATA, alias, official)
     images = image_index(root)
     out, used = [], set()
     for line, row in enumerate(truth.to_dict("records"), start=2):
@@ -77,16 +89,34 @@ def diagnosis(row: dict, path: Path, line: int) -> str:
     return hot[0]
 
 
-def metadata(path: Path) -> dict[str, dict]:
-    """image (without '_downsampled') -> its metadata row."""
-    df = read_table(path, ",", ["image", "lesion_id"] + META)
+def dataset_facts(root: Path, plan: dict) -> dict:
+    """Dataset-level facts for dataset.json: the metadata columns read under an alias."""
+    _, aliases = read_metadata(find_one(root, METADATA))
+    return {"column_aliases": {METADATA: aliases}} if aliases else {}
+
+
+def read_metadata(path: Path) -> tuple[dict[str, dict], dict[str, str]]:
+    """image (without '_downsampled') -> its metadata row (official column names), and the
+    aliases that were read as official columns ({alias: official})."""
+    df = read_table(path, ",", [])
+    found = list(df.columns)
+    used = {alias: official for alias, official in ALIASES.items() if alias in found}
+    for alias, official in used.items():
+        if official in found:
+            raise MedcurateError(path, f"has both a '{official}' and a '{alias}' column ('{alias}' is an alias of "
+                                       f"'{official}'); cannot tell which to use")
+    df = df.rename(columns=used)
+    missing = [c for c in ["image", "lesion_id"] + META if c not in df.columns]
+    if missing:
+        accepted = ", ".join(f"{a} for {o}" for a, o in ALIASES.items())
+        raise MedcurateError(path, f"missing column(s) {missing}; found {found} (accepted aliases: {accepted})")
     table: dict[str, dict] = {}
     for line, row in enumerate(df.to_dict("records"), start=2):
         key = _key(row["image"])
         if key in table:
             raise MedcurateError(path, f"line {line}: image {row['image']} has a second metadata row")
         table[key] = row
-    return table
+    return table, used
 
 
 def image_index(root: Path) -> dict[str, Path]:

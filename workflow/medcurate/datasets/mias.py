@@ -19,7 +19,8 @@
   (X, height - Y), with the image's own height (1024 in the release; the sample is smaller).
   Circles (shapes.circle, the one contour convention) are drawn benign 1 / malignant 2, malignant
   winning an overlap; roi_types 'circle'. The radius is that of a circle ENCLOSING the
-  abnormality (for calcifications: the cluster), so masks are coarse by construction.
+  abnormality (for calcifications: the cluster), so masks are coarse by construction. A circle
+  absurdly far from its image (see shapes.py) quarantines the image, naming the line.
 - An abnormality without coordinates cannot be drawn: the image is flagged ``no_roi`` (its mask
   misses a finding) and excluded from the curated subset by the catalogue's exclude_flags.
 - Patients: the list is arranged in pairs of films, left (even number) and right (odd number) of
@@ -185,8 +186,11 @@ def load_mask(case: MiasCase, plan: dict) -> tuple[np.ndarray, list[str]]:
     for i, f in enumerate(case.findings, start=1):
         if not f.located:
             continue
-        cx, cy = float(f.x), float(height - f.y)  # origin bottom-left -> row index from the top
-        region, degenerate = shapes.circle(cx, cy, f.radius, shape)
+        cx, cy = f.x, height - f.y  # origin bottom-left -> row index from the top
+        try:
+            region, degenerate = shapes.circle(cx, cy, f.radius, shape)
+        except shapes.CoordinateError as exc:
+            raise CaseError(case.mask, f"line {f.line} ({f.refnum}): abnormality {i}: {exc.reason}") from None
         if not region.any():
             case.meta["roi_outside_image"] = 1
             actions.append(f"abnormality_{i}:circle_outside_image")
