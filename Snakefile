@@ -18,7 +18,10 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/fetch.smk"
 include: "workflow/rules/unpack.smk"
 include: "workflow/rules/convert.smk"
-include: "workflow/rules/gather.smk"
+include: "workflow/rules/clean.smk"
+include: "workflow/rules/select.smk"
+include: "workflow/rules/split.smk"
+include: "workflow/rules/publish.smk"
 
 
 rule all:

@@ -115,3 +115,34 @@ def sample_root(mirror, tmp_path_factory):
         return roots[dataset]
 
     return root
+
+
+def build(root: Path, plan: dict, work: Path, out: Path, records: list[dict] | None = None, shards: int = 1) -> dict:
+    """Every step after unpacking, in-process, as the workflow's rules chain them: convert (in
+    ``shards``), clean (2-D segmentation), select, split, publish. Returns publish's counts."""
+    from medcurate import catalogue, clean, convert, curation, publish, splits
+
+    def step(name):
+        return catalogue.step_slice(plan, name)
+
+    converted = [work / "converted" / f"shard-{i}" for i in range(shards)]
+    for i, folder in enumerate(converted):
+        convert.convert_shard(root, step("convert"), i, shards, folder)
+    cleaned = []
+    if plan["task"] == "segmentation":
+        cleaned = [work / "cleaned" / folder.name for folder in converted]
+        for src, dest in zip(converted, cleaned):
+            clean.clean_shard(src, step("clean"), dest)
+    curation.select_step(cleaned or converted, step("select"), work / "selected.csv")
+    splits.split_step(work / "selected.csv", step("split"), converted + cleaned, work / "split")
+    return publish.publish(step("publish"), converted + cleaned, work / "split", out, records or [])
+
+
+def with_exclusions(out: Path, plan: dict) -> dict[str, dict]:
+    """{case_id: row} of one converted shard's table (folder ``out``), each with the exclusion the
+    select step gives it (cleaning off, so the raw masks are the cleaned ones)."""
+    from medcurate import catalogue, curation, tiers
+
+    table = tiers.read_table(out / tiers.PART)
+    selected = curation.select(table, catalogue.step_slice(plan, "select") if "code" not in plan else plan, lambda rel: out / rel)
+    return {r["case_id"]: r for r in selected.to_dict("records")}

@@ -10,7 +10,7 @@ import zipfile
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import sample_plan, unpacked
+from conftest import sample_plan, unpacked, with_exclusions
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from medcurate.convert import convert_shard, enumerate_cases
@@ -235,7 +235,7 @@ def test_truncated_4d_series_names_the_file(root, plan):
 def test_converter_on_the_sample_writes_volumes_with_known_voxels(sample, plan, tmp_path):
     result = convert_shard(sample, plan, 0, 1, tmp_path)
     assert result == {"converted": 8, "quarantined": 0}
-    rows = {r["case_id"]: r for r in csv.DictReader(io.StringIO((tmp_path / "part.csv").read_text()))}
+    rows = with_exclusions(tmp_path, plan)
     row = rows["patient003_ES"]
     assert (row["group"], row["phase"], row["frame"], row["nb_frames"]) == ("MINF", "ES", "5", "6")
     assert (row["patient_height"], row["patient_weight"], row["height"], row["depth"]) == ("175.0", "78.5", "16", "4")

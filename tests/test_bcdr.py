@@ -9,7 +9,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import sample_plan
+from conftest import sample_plan, with_exclusions
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from medcurate import convert, curation, masks, shapes
@@ -198,7 +198,7 @@ def test_convert_shard_reads_16bit_tifs(root, plan, tmp_path):
     convert_shard(root, plan, 0, 1, tmp_path)
     image = np.asarray(Image.open(tmp_path / "images" / "BCDR-D02_img_6_9_1_RCC.png"))
     assert image.dtype == np.uint16 and image.max() < 1 << 14
-    part = list(csv.DictReader((tmp_path / "part.csv").open()))
+    part = list(with_exclusions(tmp_path, plan).values())
     assert len(part) == 7 and all(r["exclusion"] == "" for r in part)
     assert {r["subset"] for r in part} == {"BCDR-D01", "BCDR-D02"}
 
@@ -242,7 +242,7 @@ def test_outline_outside_image_is_clipped_flagged_and_excluded(copy_root, plan):
     mask, actions = bcdr.load_mask(case, plan)
     assert mask[40, 410] == 1 and case.meta["outline_clipped"] == 1
     assert actions == ["lesion_4:outline_clipped_to_image"]
-    assert curation.exclusions(mask, case.meta, curation.measures(mask), plan["curation"]) == ["outline_clipped"]
+    assert curation.exclusions(mask, case.meta, curation.measures(mask), plan["select"]) == ["outline_clipped"]
 
 
 def test_every_subset_found_including_nested_f03(tmp_path, plan):

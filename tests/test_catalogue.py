@@ -59,19 +59,21 @@ def test_every_catalogue_entry_validates(path):
     entry = catalogue.load_entry(path)
     assert entry["id"] == path.stem
     # defaults are filled in where the entry leaves them out
-    assert set(entry["curation"]) >= {"shards", "val_fraction", "test_fraction", "dedupe", "image_mode",
-                                      "unknown_colour", "empty_mask", "min_component_area", "fill_holes",
-                                      "qc_samples"}
+    assert set(entry["convert"]) >= {"shards", "image_mode", "unknown_colour", "point_radius", "mask_size_mismatch", "slices"}
+    assert set(entry["clean"]) == {"min_component_area", "fill_holes"}
+    assert set(entry["select"]) >= {"empty_mask", "allowed_roi_types", "exclude_flags", "crude_shapes"}
+    assert set(entry["split"]) >= {"val_fraction", "test_fraction", "dedupe", "split_conflicts", "near_duplicates"}
+    assert set(entry["qc"]) == {"qc_samples"}
     assert entry["unpack"]["nested"] is True
 
 
 def test_entry_defaults_fill_only_what_is_missing():
     entry = catalogue.load_entry(DATASETS / "african_fetal_planes.yaml")
-    assert entry["curation"]["shards"] == 2          # from the file
-    assert entry["curation"]["test_fraction"] == 0.2  # schema default
-    assert entry["curation"]["image_mode"] == "keep"
-    assert entry["curation"]["min_component_area"] == 0
-    assert entry["curation"]["fill_holes"] is False
+    assert entry["convert"]["shards"] == 2        # from the file
+    assert entry["split"]["test_fraction"] == 0.2  # schema default
+    assert entry["convert"]["image_mode"] == "keep"
+    assert entry["clean"]["min_component_area"] == 0
+    assert entry["clean"]["fill_holes"] is False
 
 
 @pytest.mark.parametrize("name, ids", [("config.yaml", OPEN_IDS), ("sample.yaml", ALL_IDS)])
@@ -96,7 +98,7 @@ def test_config_defaults_are_filled():
     assert config["resources_dir"] == "resources"
     assert config["png_compress_level"] == 1
     assert config["shards"] is None
-    assert config["curation"] == {}
+    assert config["options"] == {}
     assert config["manual_dirs"] == {}
     assert config["sample_mirror"] is None
     assert config["download"] == {"zenodo_api": "https://zenodo.org/api", "timeout": 60, "retries": 8, "backoff": 2}
@@ -108,12 +110,12 @@ def test_load_config_does_not_mutate_its_input():
     assert given == {"datasets": ["fetal_planes_db"]}
 
 
-def test_plan_fills_curation_defaults(plans):
-    cur = plans["fetal_planes_db"]["curation"]
-    assert cur["shards"] == 8
-    assert cur["val_fraction"] == 0.1
-    assert cur["test_fraction"] == 0.2
-    assert cur["unknown_colour"] == "quarantine"
+def test_plan_fills_step_option_defaults(plans):
+    p = plans["fetal_planes_db"]
+    assert p["convert"]["shards"] == 8
+    assert p["split"]["val_fraction"] == 0.1
+    assert p["split"]["test_fraction"] == 0.2
+    assert p["convert"]["unknown_colour"] == "quarantine"
     assert plans["fetal_planes_db"]["png_compress_level"] == 1
     assert plans["fetal_planes_db"]["sample"] is False
 
@@ -146,7 +148,7 @@ def _manual_without_details(e):
 
 
 def _bad_curation(e):
-    e["curation"]["val_fraction"] = 2
+    e["split"]["val_fraction"] = 2
 
 
 @pytest.mark.parametrize(
@@ -158,7 +160,7 @@ def _bad_curation(e):
         (_bad_task, "task", ["detection"]),
         (_no_license, "(top level)", ["license", "required"]),
         (_manual_without_details, "access", ["request_url", "instructions", "expected"]),
-        (_bad_curation, "curation.val_fraction", ["2"]),
+        (_bad_curation, "split.val_fraction", ["2"]),
     ],
     ids=["sha256-pattern", "unknown-key", "unknown-source-key", "task-enum", "missing-license",
          "manual-access", "curation-range"],
@@ -250,39 +252,54 @@ def test_unknown_dataset_lists_known_ids():
     assert str(ROOT / "config" / "datasets") in msg
 
 
-def test_curation_override_for_unknown_dataset():
-    config = catalogue.load_config({"datasets": ["fetal_planes_db"], "curation": {"nope": {"shards": 2}}}, ROOT)
-    with pytest.raises(CatalogueError, match=r"workflow config: field 'curation\.nope': no such dataset"):
+@pytest.mark.parametrize("key, value", [("options", {"nope": {"convert": {"shards": 2}}}), ("manual_dirs", {"nope": "/data"})])
+def test_options_or_manual_dir_for_unknown_dataset(key, value):
+    config = catalogue.load_config({"datasets": ["fetal_planes_db"], key: value}, ROOT)
+    with pytest.raises(CatalogueError, match=rf"workflow config: field '{key}\.nope': no such dataset \(known: "):
         catalogue.load_catalogue(config)
+
+
+def test_old_curation_key_says_where_each_option_went(tmp_path):
+    old = {"datasets": ["fetal_planes_db"], "curation": {"fetal_planes_db": {"val_fraction": 0.2, "min_component_area": 5}}}
+    with pytest.raises(CatalogueError) as info:
+        catalogue.load_config(old, ROOT)
+    msg = str(info.value)
+    assert "'curation.fetal_planes_db.val_fraction' is now 'options.fetal_planes_db.split.val_fraction'" in msg
+    assert "'curation.fetal_planes_db.min_component_area' is now 'options.fetal_planes_db.clean.min_component_area'" in msg
+    entry = yaml.safe_load((DATASETS / "fetal_planes_db.yaml").read_text())
+    entry["curation"] = {"dedupe": True, "qc_samples": 4}
+    (tmp_path / "fetal_planes_db.yaml").write_text(yaml.safe_dump(entry))
+    with pytest.raises(CatalogueError, match=r"'curation.dedupe' is now 'split.dedupe'\n  'curation.qc_samples' is now 'qc.qc_samples'"):
+        catalogue.load_entry(tmp_path / "fetal_planes_db.yaml")
 
 
 @pytest.mark.parametrize(
     "override, field",
-    [({"val_fraction": 2}, "curation.val_fraction"),
-     ({"shards": 0}, "curation.shards"),
-     ({"image_mode": "CMYK"}, "curation.image_mode"),
-     ({"speed": "fast"}, "curation")],
+    [({"split": {"val_fraction": 2}}, "split.val_fraction"),
+     ({"convert": {"shards": 0}}, "convert.shards"),
+     ({"convert": {"image_mode": "CMYK"}}, "convert.image_mode"),
+     ({"split": {"speed": "fast"}}, "split")],
 )
-def test_invalid_curation_override_rejected_by_plan(override, field):
-    config = catalogue.load_config({"datasets": ["fetal_planes_db"], "curation": {"fetal_planes_db": override}}, ROOT)
+def test_invalid_option_override_rejected_by_plan(override, field):
+    config = catalogue.load_config({"datasets": ["fetal_planes_db"], "options": {"fetal_planes_db": override}}, ROOT)
     entries = catalogue.load_catalogue(config)
     with pytest.raises(CatalogueError) as info:
         catalogue.plan(entries["fetal_planes_db"], config)
     msg = str(info.value)
-    assert msg.startswith("workflow config (curation.fetal_planes_db)")
+    assert msg.startswith("workflow config (options.fetal_planes_db)")
     assert f"field '{field}'" in msg
 
 
-def test_valid_curation_override_is_applied():
-    config = catalogue.load_config(
-        {"datasets": ["fetal_planes_db"], "curation": {"fetal_planes_db": {"val_fraction": 0.15, "shards": 16}}}, ROOT)
+def test_valid_option_override_is_applied():
+    config = catalogue.load_config({"datasets": ["fetal_planes_db"], "options": {
+        "fetal_planes_db": {"split": {"val_fraction": 0.15}, "convert": {"shards": 16}}}}, ROOT)
     entries = catalogue.load_catalogue(config)
     p = catalogue.plan(entries["fetal_planes_db"], config)
-    assert p["curation"]["val_fraction"] == 0.15
-    assert p["curation"]["shards"] == 16
-    assert p["curation"]["dedupe"] is True  # untouched options stay
+    assert p["split"]["val_fraction"] == 0.15
+    assert p["convert"]["shards"] == 16
+    assert p["split"]["dedupe"] is True  # untouched options stay
     # the entry itself is not changed by the override
-    assert entries["fetal_planes_db"]["curation"]["shards"] == 8
+    assert entries["fetal_planes_db"]["convert"]["shards"] == 8
 
 
 @pytest.mark.parametrize(
@@ -391,9 +408,9 @@ def test_sample_config_digest_ignores_the_mirror_location(tmp_path):
 
 @pytest.mark.parametrize(
     "change",
-    [{"curation": {"fetal_planes_db": {"val_fraction": 0.2}}},
-     {"curation": {"fetal_planes_db": {"dedupe": False}}},
-     {"curation": {"fetal_planes_db": {"image_mode": "L"}}},
+    [{"options": {"fetal_planes_db": {"split": {"val_fraction": 0.2}}}},
+     {"options": {"fetal_planes_db": {"split": {"dedupe": False}}}},
+     {"options": {"fetal_planes_db": {"convert": {"image_mode": "L"}}}},
      {"shards": 3},
      {"png_compress_level": 6}],
     ids=["val_fraction", "dedupe", "image_mode", "shards", "png_compress_level"],
@@ -411,17 +428,17 @@ def test_config_digest_changes_with_the_source_checksum():
     assert catalogue.config_digest(a) != catalogue.config_digest(b)
 
 
-def test_top_level_shards_overrides_curation_shards():
-    assert _plan({"datasets": ["fetal_planes_db"]})["curation"]["shards"] == 8
+def test_top_level_shards_overrides_convert_shards():
+    assert _plan({"datasets": ["fetal_planes_db"]})["convert"]["shards"] == 8
     p = _plan({"datasets": ["fetal_planes_db"], "shards": 1})
-    assert p["curation"]["shards"] == 1
+    assert p["convert"]["shards"] == 1
     assert catalogue.shard_count(p) == 1
-    # it wins over a per-dataset curation override too
-    p = _plan({"datasets": ["fetal_planes_db"], "shards": 3, "curation": {"fetal_planes_db": {"shards": 16}}})
+    # it wins over a per-dataset override too
+    p = _plan({"datasets": ["fetal_planes_db"], "shards": 3, "options": {"fetal_planes_db": {"convert": {"shards": 16}}}})
     assert catalogue.shard_count(p) == 3
 
 
-def test_sample_config_uses_two_shards_for_every_dataset():
+def test_sample_config_uses_one_shard_for_every_dataset():
     config = catalogue.load_config(config_file("sample.yaml"), ROOT)
     entries = catalogue.load_catalogue(config)
-    assert {ds: catalogue.shard_count(catalogue.plan(entries[ds], config)) for ds in ALL_IDS} == dict.fromkeys(ALL_IDS, 2)
+    assert {ds: catalogue.shard_count(catalogue.plan(entries[ds], config)) for ds in ALL_IDS} == dict.fromkeys(ALL_IDS, 1)

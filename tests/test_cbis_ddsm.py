@@ -14,13 +14,12 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from conftest import prepared, sample_plan
+from conftest import build, prepared, sample_plan
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from medcurate.convert import convert_shard, enumerate_cases
 from medcurate.datasets import cbis_ddsm as cb
 from medcurate.errors import CaseError, MedcurateError
-from medcurate.gather import gather
 from medcurate.samples import cbis_ddsm as sample
 from PIL import Image
 
@@ -319,7 +318,7 @@ def test_size_mismatch_resized_and_flagged_or_quarantined(root, plan):
     m = next(m for m in sample.MAMMOGRAMS if m.key == case.case_id)
     drawn = sample.lesion_region(m, m.lesions[0])
     assert mask.shape == drawn.shape and ((mask == 2) & drawn).sum() / ((mask == 2) | drawn).sum() > 0.9
-    strict = {**plan, "curation": {**plan["curation"], "mask_size_mismatch": "quarantine"}}
+    strict = {**plan, "convert": {**plan["convert"], "mask_size_mismatch": "quarantine"}}
     with pytest.raises(CaseError) as err:
         cb.load_mask(_cases(root, plan)[case.case_id], strict)
     assert Path(err.value.path) == case.mask and "mask is 270x458 but its mammogram" in err.value.reason and "is 260x440" in err.value.reason
@@ -351,12 +350,8 @@ def test_unreadable_dicom_header_is_reported_not_fatal(tmp_path):
 
 
 def test_converted_sample_curation_splits_and_quarantine(root, plan, tmp_path):
-    shards = []
-    for i in range(2):
-        convert_shard(root, plan, i, 2, tmp_path / f"shard-{i}")
-        shards.append(tmp_path / f"shard-{i}")
     out = tmp_path / "out"
-    gather(plan, shards, out, [])
+    build(root, plan, tmp_path / "work", out, shards=2)
     rows = {r["case_id"]: r for r in csv.DictReader((out / "manifest.csv").open())}
     assert len(rows) == 8
     excluded = {k: r["exclusion"] for k, r in rows.items() if r["exclusion"]}

@@ -15,7 +15,7 @@ import numpy as np
 import openpyxl
 import pytest
 import yaml
-from conftest import ROOT, prepared, sample_plan
+from conftest import ROOT, prepared, sample_plan, with_exclusions
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from medcurate import convert, samples
@@ -318,7 +318,7 @@ def sample_root(own_mirror, tmp_path) -> tuple[Path, dict]:
 
 def _convert(root: Path, plan: dict, out: Path) -> tuple[dict, list[dict]]:
     convert_shard(root, plan, 0, 1, out)
-    rows = {r["case_id"]: r for r in csv.DictReader((out / "part.csv").open())}
+    rows = with_exclusions(out, plan)
     return rows, list(csv.DictReader((out / "quarantine.csv").open()))
 
 
@@ -351,7 +351,7 @@ def test_sample_label_maps_lie_on_the_drawn_findings(sample_root, tmp_path):
     via = cdd.parse_via((root / "Radiology_hand_drawn_segmentations_v2.csv").read_text(), "s")
     for name, entry in via.items():
         key = cdd.image_key(name)
-        mask = np.asarray(Image.open(out / "masks" / f"{key}.png"))
+        mask = np.asarray(Image.open(out / "raw_masks" / f"{key}.png"))
         image = np.asarray(Image.open(out / "images" / f"{key}.png"))
         assert mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 1}
         assert mask[0, 0] == 0
@@ -360,7 +360,7 @@ def test_sample_label_maps_lie_on_the_drawn_findings(sample_root, tmp_path):
             cy = round(np.mean(r.params["ys"])) if r.shape == "polygon" else int(r.params["cy"])
             assert mask[cy, cx] == 1, (key, r.shape)
             assert image[cy, cx] > 180, (key, r.shape)  # the synthetic finding is drawn bright there
-    assert not np.asarray(Image.open(out / "masks" / "P5_R_DM_MLO.png")).any()
+    assert not np.asarray(Image.open(out / "raw_masks" / "P5_R_DM_MLO.png")).any()
 
 
 def _edit_xlsx(path: Path, edit) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, prepared, sample_plan, unpacked
+from conftest import ROOT, build, prepared, sample_plan, unpacked
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from medcurate import samples, splits
@@ -24,7 +24,6 @@ from medcurate.datasets import chestxray14 as cxr
 from medcurate.datasets import isic2019 as isic
 from medcurate.datasets import kermany_oct as oct_
 from medcurate.errors import CaseError, MedcurateError
-from medcurate.gather import gather
 from PIL import Image
 
 IDS = ("isic2019", "chestxray14", "kermany_oct")
@@ -62,8 +61,7 @@ def by_id(cases):
 
 def convert_and_gather(root: Path, ds: str, out: Path) -> tuple[pd.DataFrame, dict]:
     plan = copy.deepcopy(sample_plan(ds))
-    convert_shard(root, plan, 0, 1, out / "shard")
-    counts = gather(plan, [out / "shard"], out / "result", [])
+    counts = build(root, plan, out / "work", out / "result")
     manifest = pd.read_csv(out / "result" / "manifest.csv", dtype=str, keep_default_na=False)
     return manifest.set_index("case_id"), counts
 
@@ -312,11 +310,11 @@ def test_chestxray14_patient_in_both_lists_follows_split_conflicts(roots, tmp_pa
     assert (cases["00000005_000"].split, cases["00000005_001"].split) == ("train", "test")
     df = pd.DataFrame([{"case_id": c.case_id, "patient_id": c.patient_id, "official_split": c.split,
                         "pixel_sha256": c.case_id} for c in cases.values()])
-    warnings = splits.assign(df, "chestxray14", plan["curation"])
+    warnings = splits.assign(df, "chestxray14", plan["split"])
     assert set(df.loc[df.patient_id == "00000005", "split"]) == {"test"}
     assert warnings == ["1 patient(s) in several official splits moved wholly to test: 00000005"]
     with pytest.raises(MedcurateError, match=r"1 patient\(s\) in more than one split \(00000005: test/train\)"):
-        splits.assign(df, "chestxray14", {**plan["curation"], "split_conflicts": "fail"})
+        splits.assign(df, "chestxray14", {**plan["split"], "split_conflicts": "fail"})
         splits.check_disjoint(df, "chestxray14")
 
 

@@ -5,20 +5,27 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
-from medcurate import convert, datasets
+from medcurate import convert, curation, datasets
 from medcurate.datasets import Case
 from medcurate.errors import CaseError, MedcurateError
 from PIL import Image
 
 
-def _plan(task="segmentation", **curation):
+def _plan(task="segmentation", **select):
     return {
-        "id": "toy", "task": task, "png_compress_level": 1,
+        "id": "toy", "task": task, "png_compress_level": 1, "module": "toy",
         "labels": {"classes": {}, "mask": {"background": 0, "vessel": 1},
                    "extra_masks": {"fov": {"background": 0, "fov": 1}}},
-        "curation": {"image_mode": "keep", "empty_mask": "keep", **curation},
+        "convert": {"image_mode": "keep"}, "select": {"empty_mask": "keep", **select},
     }
+
+
+def _exclusion(row: dict, plan: dict) -> str:
+    """What the select step decides for one converted row (read back as the table's strings)."""
+    table = pd.DataFrame([{k: str(v) for k, v in row.items()}])
+    return curation.select(table, plan, None)["exclusion"][0]
 
 
 def _png(path: Path, arr) -> Path:
@@ -74,9 +81,9 @@ def test_exclude_flags_apply_to_classification_sets(tmp_path):
     image = _png(tmp_path / "a.png", np.zeros((4, 4)))
     plan = _plan("classification", exclude_flags=["not_fundus"])
     flagged = Case("a", "p", image, meta={"not_fundus": 1, "low_quality": 1})
-    assert convert._convert_case(flagged, tmp_path, plan, SimpleNamespace(), tmp_path / "out", {})["exclusion"] == "not_fundus"
+    assert _exclusion(convert._convert_case(flagged, tmp_path, plan, SimpleNamespace(), tmp_path / "out", {}), plan) == "not_fundus"
     clean = Case("b", "p", image, meta={"not_fundus": 0})
-    assert convert._convert_case(clean, tmp_path, plan, SimpleNamespace(), tmp_path / "out", {})["exclusion"] == ""
+    assert _exclusion(convert._convert_case(clean, tmp_path, plan, SimpleNamespace(), tmp_path / "out", {}), plan) == ""
 
 
 def test_junk_files_lists_what_files_skips(tmp_path):

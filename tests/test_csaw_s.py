@@ -111,7 +111,7 @@ def test_cases_splits_and_annotator(root, plan):
     assert cases["trainval_012_10"].patient_id == "012"
     assert cases["test_300_1"].mask.parts[-3:] == ("test_data", "annotator_1", "300")
     assert {c.meta["annotator"] for c in cases.values()} == {"annotator_1"}
-    assert plan["curation"]["val_fraction"] == 0
+    assert plan["split"]["val_fraction"] == 0
 
 
 def test_label_map_values_and_overlap_priority(root, plan):
@@ -145,7 +145,7 @@ def test_three_channel_screening_uses_its_8bit_sibling(root, plan):
 
 @pytest.mark.parametrize("expert, cancer_px", [("annotator_1", "small"), ("annotator_2", "large"), ("annotator_3", None)])
 def test_test_set_annotator_is_configurable(root, plan, expert, cancer_px):
-    plan["curation"]["annotator"] = expert
+    plan["convert"]["annotator"] = expert
     case = by_id(enumerate_cases(root, plan))["test_300_0"]
     assert case.meta["annotator"] == expert and case.mask.parts[-2] == expert
     n = int((label_map(case, plan) == 1).sum())
@@ -155,7 +155,7 @@ def test_test_set_annotator_is_configurable(root, plan, expert, cancer_px):
 
 
 def test_unknown_annotator_is_refused(root, plan):
-    plan["curation"]["annotator"] = "annotator_4"
+    plan["convert"]["annotator"] = "annotator_4"
     with pytest.raises(MedcurateError, match="annotator_4"):
         enumerate_cases(root, plan)
 
@@ -167,7 +167,7 @@ def test_convert_shard_writes_the_documented_columns(root, plan, tmp_path):
     assert part.loc["trainval_000_1", "source"].endswith("anonymized_dataset/000/000_1_8bit.png")
     assert part.loc["test_301_0", "annotator"] == "annotator_1"
     assert part.loc["trainval_012_10", "official_split"] == "val"
-    assert (part["exclusion"] == "").all()
+    assert (curation.select(part.reset_index(), plan, None)["exclusion"] == "").all()
 
 
 # ------------------------------------------------------------------ quirks on a modified copy
@@ -207,8 +207,8 @@ def test_map_size_mismatch_resized_and_flagged_or_quarantined(copy_root, plan):
     mask, actions = csaw_s.load_mask(case, plan)
     assert mask.shape == (448, 352) and actions == ["text:resized"] and case.meta["mask_resized"] == 1
     facts = curation.measures(mask)
-    assert curation.exclusions(mask, case.meta, facts, plan["curation"]) == ["mask_resized"]
-    plan["curation"]["mask_size_mismatch"] = "quarantine"
+    assert curation.exclusions(mask, case.meta, facts, plan["select"]) == ["mask_resized"]
+    plan["convert"]["mask_size_mismatch"] = "quarantine"
     with pytest.raises(CaseError, match="176x224 but the screening is 352x448"):
         csaw_s.load_mask(case, plan)
 
@@ -220,7 +220,7 @@ def test_empty_label_map_is_excluded(copy_root, plan):
     case = by_id(enumerate_cases(copy_root, plan))["trainval_107_3"]
     mask = label_map(case, plan)
     assert not mask.any()
-    assert curation.exclusions(mask, case.meta, curation.measures(mask), plan["curation"]) == ["empty_mask"]
+    assert curation.exclusions(mask, case.meta, curation.measures(mask), plan["select"]) == ["empty_mask"]
 
 
 def test_three_channel_screening_without_sibling(copy_root, plan):

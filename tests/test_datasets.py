@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import unpacked
+from conftest import build, unpacked
 from medcurate import datasets
 from medcurate.convert import convert_shard, enumerate_cases
 from medcurate.errors import MedcurateError
-from medcurate.gather import gather
 from PIL import Image
 
 
@@ -158,21 +157,13 @@ def test_fetal_head_unknown_colour_is_quarantined(mirror, tmp_path, plans):
 # ------------------------------------------------------------------ convert + gather
 
 
-def _convert_all(root, plan, tmp_path, n=2):
-    dirs = []
-    for i in range(n):
-        convert_shard(root, plan, i, n, tmp_path / f"shard-{i}")
-        dirs.append(tmp_path / f"shard-{i}")
-    return dirs
-
-
 def test_corrupt_image_is_quarantined_and_listed(mirror, tmp_path, plans):
     plan = plans["fetal_planes_db"]
     root = unpacked(mirror, "fetal_planes_db", tmp_path / "root")
     victim = root / "FETAL_PLANES_ZENODO" / "Images" / "Patient00003_Plane5_1_of_2.png"
     victim.write_bytes(victim.read_bytes()[:200])  # truncated PNG
     out = tmp_path / "out"
-    gather(plan, _convert_all(root, plan, tmp_path), out, [])
+    build(root, plan, tmp_path / "work", out, shards=2)
     quarantine = pd.read_csv(out / "quarantine.csv")
     assert list(quarantine.case_id) == ["Patient00003_Plane5_1_of_2"]
     assert "cannot decode image" in quarantine.reason[0]
@@ -183,10 +174,10 @@ def test_corrupt_image_is_quarantined_and_listed(mirror, tmp_path, plans):
 
 def test_gather_output_contract_and_dedupe(mirror, tmp_path, plans):
     plan = plans["fetal_planes_db"]
-    plan["curation"]["val_fraction"] = 0.3  # ten train patients: make a validation split certain
+    plan["split"]["val_fraction"] = 0.3  # ten train patients: make a validation split certain
     root = unpacked(mirror, "fetal_planes_db", tmp_path / "root")
     out = tmp_path / "out"
-    gather(plan, _convert_all(root, plan, tmp_path, n=3), out, [])
+    build(root, plan, tmp_path / "work", out, shards=3)
     m = pd.read_csv(out / "manifest.csv", keep_default_na=False).set_index("case_id")
     assert list(m.columns[:5]) == ["patient_id", "split", "official_split", "image", "mask"]
     assert m.loc["Patient00002_Plane4_2_of_3", "exclusion"] == "duplicate_of:Patient00002_Plane4_1_of_3"
@@ -218,7 +209,7 @@ def test_official_split_leaking_a_patient_fails(mirror, tmp_path, plans):
     (out).mkdir()
     (out / "keep.txt").write_text("earlier output")
     with pytest.raises(MedcurateError, match=r"patient\(s\) in more than one split \(Patient00001: test/train"):
-        gather(plan, _convert_all(root, plan, tmp_path), out, [])
+        build(root, plan, tmp_path / "work", out, shards=2)
     assert (out / "keep.txt").read_text() == "earlier output"  # nothing promoted, nothing lost
 
 

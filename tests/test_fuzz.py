@@ -90,7 +90,7 @@ def test_fetal_head_colour_mask_loader(tmp_path, case, policy):
     rgb, table, values = case
     path = tmp_path / "mask.png"
     Image.fromarray(np.ascontiguousarray(rgb)).save(path)
-    plan = {"mask_colours": {"default": table}, "labels": {"mask": values}, "curation": {"unknown_colour": policy}}
+    plan = {"mask_colours": {"default": table}, "labels": {"mask": values}, "convert": {"unknown_colour": policy}}
     case_ = fetal_head_biometry.Case(case_id="c", patient_id="p", image=tmp_path / "i.png", mask=path, subset="Trans-thalamic")
     try:
         labels, actions = fetal_head_biometry.load_mask(case_, plan)

@@ -12,7 +12,7 @@ import numpy as np
 import pydicom
 import pytest
 import yaml
-from conftest import ROOT, sample_plan
+from conftest import ROOT, sample_plan, with_exclusions
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from medcurate import samples
@@ -40,9 +40,7 @@ def root(sample_root):
 def converted(root, plan, tmp_path_factory):
     out = tmp_path_factory.mktemp("inbreast-out")
     stats = convert_shard(root, plan, 0, 1, out)
-    with open(out / "part.csv", newline="") as fh:
-        rows = {r["case_id"]: r for r in csv.DictReader(fh)}
-    return out, rows, stats
+    return out, with_exclusions(out, plan), stats
 
 
 def real_rois(realdata):
@@ -210,7 +208,7 @@ def test_sample_converts_to_the_documented_label_maps(converted, root):
     assert stats == {"converted": 10, "quarantined": 0}
 
     def mask(case_id):
-        return np.asarray(Image.open(out / "masks" / f"{case_id}.png"))
+        return np.asarray(Image.open(out / "raw_masks" / f"{case_id}.png"))
 
     m = mask("22614074")
     assert m.shape == (510, 416)

@@ -3,7 +3,7 @@
 A demo run (two datasets of the sample config: a tar.xz classification set and a segmentation set
 of nested zips) is SIGKILLed -- the whole process group, Snakemake and its jobs -- at several
 points: after the first download is recorded, while an archive is being unpacked, while shards are
-being converted, while a result folder is being gathered. After each kill the user's recovery is
+being converted, while a result folder is being published. After each kill the user's recovery is
 run: ``snakemake --unlock`` (Snakemake's own lock survives a SIGKILL; medcurate's does not), then the
 same command again (the workflow profile sets --rerun-incomplete). The final ``results/`` must be
 byte-identical (every file, hidden ones included, and file modes) to that of an uninterrupted run
@@ -77,8 +77,8 @@ def test_more_cores_than_the_machine_has(reference):
 KILL_POINTS = {  # name -> condition on the working directory that triggers the SIGKILL
     "after the first download is recorded": lambda w: any((w / "resources" / "fetched").glob("*/*.json")),
     "while unpacking an archive": lambda w: any((w / "resources" / "unpacked").glob(".*.staging")),
-    "while converting shards": lambda w: any((w / "work").glob("*/shard-*")),
-    "while gathering a result folder": lambda w: any((w / "results").glob(".*.staging")),
+    "while converting shards": lambda w: any((w / "work").glob("*/converted/shard-*")),
+    "while publishing a result folder": lambda w: any((w / "results").glob(".*.staging")),
 }
 
 

@@ -13,7 +13,7 @@ import zipfile
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import prepared, sample_plan
+from conftest import prepared, sample_plan, with_exclusions
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from medcurate import volumes
@@ -161,7 +161,7 @@ def test_no_labelled_case_fails_naming_the_data_folder(root, plan):
 
 def converted(root, plan, out):
     assert convert_shard(root, plan, 0, 1, out) == {"converted": 4, "quarantined": 0}
-    return {r["case_id"]: r for r in csv.DictReader(io.StringIO((out / "part.csv").read_text()))}
+    return with_exclusions(out, plan)
 
 
 def test_permuted_affine_is_reoriented_with_every_voxel_in_place(sample, plan, tmp_path):

@@ -13,7 +13,7 @@ import zipfile
 import numpy as np
 import openpyxl
 import pytest
-from conftest import sample_plan, unpacked
+from conftest import sample_plan, unpacked, with_exclusions
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from medcurate import convert, curation
@@ -255,7 +255,7 @@ def test_odir_cases_per_eye_with_patient_flags_apart(odir_root, plans):
 
 def test_odir_flags_are_excluded_and_images_kept_in_colour(odir_root, plans, tmp_path):
     convert_shard(odir_root, plans["odir5k"], 0, 1, tmp_path)
-    rows = manifest(tmp_path)
+    rows = with_exclusions(tmp_path, plans["odir5k"])
     assert rows["3_left"]["exclusion"] == "not_fundus;no_diagnosis"
     assert rows["4_right"]["exclusion"] == "low_quality" and rows["4_left"]["exclusion"] == "lens_dust"
     assert rows["1_left"]["exclusion"] == ""
@@ -423,7 +423,7 @@ def test_mias_malignant_wins_overlap_and_edges_are_recorded(plans):
     assert actions == ["abnormality_3:circle_clipped_to_image", "abnormality_4:circle_outside_image"]
     assert case.meta["roi_outside_image"] == 1
     facts = curation.measures(mask)
-    assert curation.exclusions(mask, case.meta, facts, plans["mias"]["curation"]) == ["roi_outside_image"]
+    assert curation.exclusions(mask, case.meta, facts, plans["mias"]["select"]) == ["roi_outside_image"]
 
 
 def test_mias_sample_archive_format(mirror):
@@ -448,14 +448,14 @@ def test_mias_cases_and_converted_masks(mias_root, plans, tmp_path):
     assert cases["mdb002"].labels == {"tissue": "G", "abnormality": "NORM", "severity": "N"}
     assert cases["mdb005"].meta["no_roi"] == 1 and cases["mdb001"].meta["side"] == "R"
     convert_shard(mias_root, plans["mias"], 0, 1, tmp_path)
-    rows = manifest(tmp_path)
+    rows = with_exclusions(tmp_path, plans["mias"])
     assert rows["mdb005"]["exclusion"] == "no_roi" and rows["mdb002"]["exclusion"] == ""
-    mask = np.asarray(Image.open(tmp_path / "masks" / "mdb001.png"))
+    mask = np.asarray(Image.open(tmp_path / "raw_masks" / "mdb001.png"))
     image = np.asarray(Image.open(tmp_path / "images" / "mdb001.png"))
     assert mask.shape == image.shape == (256, 256)
     # mdb001: CIRC B at X=150, Y=170 (from the bottom): the blob drawn there is at row 256 - 170 = 86
     assert mask[86, 150] == 1 and image[86, 150] == 250 and mask[170, 150] == 0
-    three = np.asarray(Image.open(tmp_path / "masks" / "mdb003.png"))
+    three = np.asarray(Image.open(tmp_path / "raw_masks" / "mdb003.png"))
     assert three[256 - 90, 120] == 2 and three[256 - 100, 148] == 1  # malignant over benign where they overlap
     assert rows["mdb007"]["cleaning"] == "abnormality_1:circle_clipped_to_image"
 

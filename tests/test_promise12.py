@@ -14,12 +14,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import sample_plan, unpacked
+from conftest import build, sample_plan, unpacked
 from medcurate import volumes
 from medcurate.convert import convert_shard, enumerate_cases
 from medcurate.datasets import promise12
 from medcurate.errors import CaseError, MedcurateError
-from medcurate.gather import gather
 from medcurate.samples import volumetric
 
 KEYS = ["ObjectType", "NDims", "BinaryData", "BinaryDataByteOrderMSB", "CompressedData", "TransformMatrix", "Offset",
@@ -130,11 +129,8 @@ def raw_volume(root, name, dtype):
 @pytest.fixture(scope="module")
 def converted(root, tmp_path_factory):
     plan = sample_plan("promise12")
-    shards = [tmp_path_factory.mktemp("shard") for _ in range(2)]
-    for i, shard in enumerate(shards):
-        convert_shard(root, plan, i, 2, shard)
     out = tmp_path_factory.mktemp("results") / "promise12"
-    counts = gather(plan, shards, out, [])
+    counts = build(root, plan, tmp_path_factory.mktemp("work"), out, shards=2)
     return out, counts
 
 

@@ -89,7 +89,7 @@ def _matrix_cases(root: Path, plan: dict) -> list[Case]:
 def _matrix_image(case: Case, plan: dict) -> np.ndarray:
     if case.image.suffix == ".dcm":
         return read_dicom(case.image, plan["dicom"])
-    return read_image(case.image, plan["curation"]["image_mode"])
+    return read_image(case.image, plan["convert"]["image_mode"])
 
 
 def _matrix_mask(case: Case, plan: dict):
@@ -116,7 +116,8 @@ def matrix_plan(**curation) -> dict:
         "id": "matrix", "name": "Reliability matrix (synthetic)", "module": MODULE, "task": "segmentation",
         "modality": "mammography", "license": "CC0", "citation": "none", "homepage": "https://example.org",
         "access": {"mode": "open"}, "sources": [], "labels": {"mask": {"background": 0, "lesion": 1}},
-        "curation": {"val_fraction": 0.2, "test_fraction": 0.2, "qc_samples": 4, **curation},
+        "split": {"val_fraction": 0.2, "test_fraction": 0.2}, "qc": {"qc_samples": 4},
+        **{step: {k: v for k, v in curation.items() if catalogue.MOVED[k] == step} for step in ("convert", "clean", "select")},
     }, "dataset", "matrix")
     return catalogue.plan(entry, _config())
 
@@ -189,6 +190,7 @@ def matrix_release(folder: Path) -> Path:
 class Job:
     argv: list[str]
     log: str  # relative to logs/
+    env: dict = field(default_factory=dict)  # as the workflow sets it (download settings)
 
 
 @dataclass
@@ -206,17 +208,19 @@ class Workspace:
         self.root = root
         self.res, self.work, self.out, self.logs = (root / d for d in ("resources", "work", "results", "logs"))
 
-    def plan_file(self, plan: dict) -> Path:
-        path = self.work / "plans" / f"{plan['id']}.json"
+    def slice_file(self, plan: dict, step: str, source: str | None = None) -> str:
+        """The step's slice, as the workflow writes it (catalogue.step_slice)."""
+        path = self.work / "slices" / plan["id"] / f"{step}{'-' + source if source else ''}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(plan, indent=1))
-        return path
+        data = catalogue.step_slice(plan, step, source)
+        path.write_text(json.dumps({**data, **({"placed": "test"} if step == "check_manual" else {})}, indent=1))
+        return str(path)
 
     def run(self, jobs: list[Job]) -> Result:
         """Run jobs in order, like Snakemake, stopping at the first failure."""
         logs, rc = {}, 0
         for job in jobs:
-            rc, logs[job.log] = run_job(self.logs / job.log, job.argv)
+            rc, logs[job.log] = run_job(self.logs / job.log, job.argv, job.env)
             if rc:
                 break
         return Result(rc, logs)
@@ -224,30 +228,41 @@ class Workspace:
     # -- the jobs of each rule ----------------------------------------------------------------
     def fetch_jobs(self, plan: dict, name: str) -> list[Job]:
         ds = plan["id"]
-        return [Job(["fetch", "--plan", str(self.plan_file(plan)), "--source", name,
+        env = {cli.DOWNLOAD_ENV: json.dumps(plan["download"])} if "download" in plan else {}
+        return [Job(["fetch", "--slice", self.slice_file(plan, "fetch", name), "--source", name,
                      "--dest", str(self.res / "downloads" / ds / name),
-                     "--record", str(self.res / "fetched" / ds / f"{name}.json")], f"fetch/{ds}/{name}.log")]
+                     "--record", str(self.res / "fetched" / ds / f"{name}.json")], f"fetch/{ds}/{name}.log", env)]
 
     def unpack_jobs(self, plan: dict, records: list[Path]) -> list[Job]:
         ds = plan["id"]
-        return [Job(["unpack", "--plan", str(self.plan_file(plan)), "--records", *map(str, records),
+        return [Job(["unpack", "--slice", self.slice_file(plan, "unpack"), "--records", *map(str, records),
                      "--dest", str(self.res / "unpacked" / ds), "--out", str(self.res / "ready" / f"{ds}.json")],
                     f"unpack/{ds}.log")]
 
     def manual_jobs(self, plan: dict) -> list[Job]:
         ds = plan["id"]
-        return [Job(["check-manual", "--plan", str(self.plan_file(plan)), "--records",
+        return [Job(["check-manual", "--slice", self.slice_file(plan, "check_manual"), "--records",
                      "--dest", str(self.res / "unpacked" / ds), "--out", str(self.res / "ready" / f"{ds}.json")],
                     f"check_manual/{ds}.log")]
 
     def convert_jobs(self, plan: dict, out: Path | None = None) -> list[Job]:
+        """convert (every shard), clean (2-D segmentation), select, split and publish."""
         ds, n = plan["id"], catalogue.shard_count(plan)
-        pf, ready = str(self.plan_file(plan)), str(self.res / "ready" / f"{ds}.json")
-        shards = [str(self.work / ds / f"shard-{i}") for i in range(n)]
-        jobs = [Job(["convert", "--plan", pf, "--ready", ready, "--shard", str(i), "--shards", str(n),
-                     "--out", shards[i]], f"convert/{ds}/shard-{i}.log") for i in range(n)]
-        return jobs + [Job(["gather", "--plan", pf, "--ready", ready, "--shard-dirs", *shards,
-                            "--out", str(out or self.out / ds)], f"gather/{ds}.log")]
+        ready, work = str(self.res / "ready" / f"{ds}.json"), self.work / ds
+        converted = [str(work / "converted" / f"shard-{i}") for i in range(n)]
+        cleaned = [str(work / "cleaned" / f"shard-{i}") for i in range(n)] if plan["task"] == "segmentation" else []
+        jobs = [Job(["convert", "--slice", self.slice_file(plan, "convert"), "--ready", ready, "--shard", str(i),
+                     "--shards", str(n), "--out", converted[i]], f"convert/{ds}/shard-{i}.log") for i in range(n)]
+        jobs += [Job(["clean", "--slice", self.slice_file(plan, "clean"), "--converted", src, "--out", dest],
+                     f"clean/{ds}/shard-{i}.log") for i, (src, dest) in enumerate(zip(converted, cleaned))]
+        selected, split = str(work / "selected.csv"), str(work / "split")
+        return jobs + [
+            Job(["select", "--slice", self.slice_file(plan, "select"), "--tiers", *(cleaned or converted), "--out", selected],
+                f"select/{ds}.log"),
+            Job(["split", "--slice", self.slice_file(plan, "split"), "--selected", selected, "--tiers", *converted, *cleaned,
+                 "--out", split], f"split/{ds}.log"),
+            Job(["publish", "--slice", self.slice_file(plan, "publish"), "--ready", ready, "--tiers", *converted, *cleaned,
+                 "--split", split, "--out", str(out or self.out / ds)], f"publish/{ds}.log")]
 
     def record(self, ds: str, archive: Path) -> Path:
         """A fetch record for a file already in resources/downloads (as the fetch job writes it)."""
@@ -259,9 +274,11 @@ class Workspace:
         return path
 
 
-def run_job(log_path: Path, argv: list[str]) -> tuple[int, str]:
+def run_job(log_path: Path, argv: list[str], env: dict | None = None) -> tuple[int, str]:
     """``python -m medcurate <argv> > log 2>&1``, in-process (the rules' command, minus interpreter start)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    saved = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})
     logger, root = logging.getLogger("medcurate"), logging.getLogger()
     with open(log_path, "w") as fh, contextlib.redirect_stderr(fh):
         handler = logging.StreamHandler(fh)
@@ -281,6 +298,8 @@ def run_job(log_path: Path, argv: list[str]) -> tuple[int, str]:
             logger.removeHandler(handler)
             root.removeHandler(placeholder)
             logger.setLevel(level)
+            for k, v in saved.items():
+                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     return rc, log_path.read_text()
 
 
@@ -838,7 +857,7 @@ def test_disk_full(stage, template, tmp_path, server, small_fs):
     if stage == "fetch":
         spec = fetch_row()(ws, server)
         fs = small_fs(ws.res / "downloads", 64 * 1024)  # f.zip is 300 kB
-        spec.keeps = [Path(f"{spec.file}.part")]
+        spec.keeps = [Path(f"{spec.file}.part"), Path(f"{spec.file}.part.json")]
         reason = r"cannot write .*f\.zip\.part \(No space left on device \(ENOSPC\)\); the bytes downloaded so far are kept"
     elif stage == "unpack":
         spec = archive_row(lambda f: make_zip(f / "matrix.zip", {"matrix/x.bin": os.urandom(MiB)}, zipfile.ZIP_STORED))(ws, server)

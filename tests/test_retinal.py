@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import prepared, sample_plan, unpacked
+from conftest import prepared, sample_plan, unpacked, with_exclusions
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from medcurate import images, masks, samples
@@ -58,7 +58,7 @@ def plan_of(dataset: str) -> dict:
 def convert(root: Path, plan: dict, out: Path) -> tuple[dict[str, dict], dict[str, dict]]:
     """Run the generic conversion on root; return ({case_id: manifest row}, {case_id: quarantine row})."""
     convert_shard(root, plan, 0, 1, out)
-    rows = {r["case_id"]: r for r in csv.DictReader((out / "part.csv").open())}
+    rows = with_exclusions(out, plan)
     quarantined = {r["case_id"]: r for r in csv.DictReader((out / "quarantine.csv").open())}
     return rows, quarantined
 
@@ -504,8 +504,8 @@ def test_catalogue_entries(plan):
     assert plan["labels"]["mask"] == {"background": 0, "vessel": 1}
     assert plan["labels"]["extra_masks"]["observer2"] == {"background": 0, "vessel": 1}
     assert ("fov" in plan["labels"]["extra_masks"]) == (plan["id"] == "drive")  # STARE/CHASE ship none
-    c = plan["curation"]
-    assert c["image_mode"] == "RGB" and c["fill_holes"] is False and c["min_component_area"] == 0
+    assert plan["convert"]["image_mode"] == "RGB"
+    assert plan["clean"]["fill_holes"] is False and plan["clean"]["min_component_area"] == 0
     assert plan["access"]["mode"] == ("manual" if plan["id"] == "drive" else "open")
 
 

@@ -30,7 +30,8 @@ BINARIES = ("sbatch", "squeue", "srun", "slurmctld", "slurmd", "munged")
 # One dataset per kind of job (open zip -> PNG classes, gated DICOM + XML, extra masks, NIfTI
 # volumes): the whole catalogue would add ~15 s per dataset without exercising anything new.
 DATASETS = ["fetal_planes_db", "inbreast", "drive", "promise12"]
-RULES = ("fetch_source", "unpack_archives", "check_manual", "convert_shard", "gather_dataset")
+RULES = ("fetch_source", "unpack_archives", "check_manual", "convert_shard", "clean_masks", "select_curated",
+         "split_dataset", "publish_dataset")
 SLURM_OPTIONS = [
     "--slurm-no-account", "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
     "--slurm-keep-successful-logs",

@@ -13,7 +13,7 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import prepared, sample_plan
+from conftest import prepared, sample_plan, with_exclusions
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from medcurate import neardup, rle, splits
@@ -185,11 +185,11 @@ def test_mask_values_at_known_pixels(root, plan):
 
 def test_convert_keeps_empty_masks_as_negatives(root, plan, tmp_path):
     convert_shard(root, plan, 0, 1, tmp_path)
-    part = {r["case_id"]: r for r in csv.DictReader((tmp_path / PART).open())}
+    part = with_exclusions(tmp_path, plan)
     assert len(part) == 12 and not list(csv.DictReader((tmp_path / "quarantine.csv").open()))
     assert [r["mask_labels"] for r in part.values()].count("") == 4
     assert all(r["exclusion"] == "" for r in part.values())  # empty_mask: keep
-    mask = np.asarray(Image.open(tmp_path / "masks" / "1_1.png"))
+    mask = np.asarray(Image.open(tmp_path / "raw_masks" / "1_1.png"))
     assert set(np.unique(mask)) == {0, 1} and mask[200, 250] == 1
     assert part["1_1"]["mask_source"] == "train_masks.csv" and part["1_1"]["rle_line"] == "2"
     image = np.asarray(Image.open(tmp_path / "images" / "1_1.png"))
@@ -413,8 +413,9 @@ def test_near_duplicates_of_the_nerve_sample(root, plan, tmp_path):
     for i, d in enumerate(dirs):
         convert_shard(root, plan, i, 2, d)
     df = pd.concat([pd.read_csv(d / PART, dtype=str, keep_default_na=False) for d in dirs]).sort_values("case_id", ignore_index=True)
+    df["exclusion"] = ""
     splits.resolve_duplicates(df, [])
-    pairs = neardup.flag(df, dirs, plan["curation"]["near_duplicates"])
+    pairs = neardup.flag(df, dirs, plan["split"]["near_duplicates"])
     assert pairs[["case_a", "case_b", "patient_id", "dice", "conflict"]].values.tolist() == [
         ["5_1", "5_2", "5", 0.0, 1],
         ["5_3", "5_4", "5", pytest.approx(0.946144, abs=1e-6), 0],

@@ -17,7 +17,7 @@ import pytest
 import SimpleITK as sitk
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from medcurate import qc, volumes
+from medcurate import curation, qc, volumes
 from medcurate.datasets import Case
 from medcurate.errors import CaseError
 from PIL import Image
@@ -345,11 +345,18 @@ def test_reorientation_keeps_every_voxel_at_its_world_point():
 # ------------------------------------------------------------------ one case
 
 
-def plan(**curation):
-    return {"id": "vol", "name": "Volumes", "modality": "mri", "license": "CC0", "citation": "Someone 2024",
-            "png_compress_level": 1, "labels": {"mask": {"background": 0, "organ": 1, "lesion": 2}, "channels": {"0": "T2"}},
-            "curation": {"empty_mask": "keep", "slices": False, "exclude_flags": [], "crude_shapes": None,
-                         "allowed_roi_types": None, "area_fraction": None, "max_components": None, **curation}}
+def plan(slices=False, qc_samples=24, **select):
+    return {"id": "vol", "name": "Volumes", "module": "vol", "task": "volume_segmentation", "modality": "mri",
+            "license": "CC0", "citation": "Someone 2024", "png_compress_level": 1,
+            "labels": {"mask": {"background": 0, "organ": 1, "lesion": 2}, "channels": {"0": "T2"}},
+            "convert": {"slices": slices}, "qc": {"qc_samples": qc_samples},
+            "select": {"empty_mask": "keep", "exclude_flags": [], "crude_shapes": None,
+                       "allowed_roi_types": None, "area_fraction": None, "max_components": None, **select}}
+
+
+def exclusion(row: dict, p: dict) -> str:
+    """What the select step decides for one converted row (read back as the table's strings)."""
+    return curation.select(pd.DataFrame([{k: str(v) for k, v in row.items()}]), p, None)["exclusion"][0]
 
 
 LPS_AFFINE = np.array([[-0.5, 0, 0, 10], [0, -0.5, 0, 12], [0, 0, 3.0, -9], [0, 0, 0, 1]])
@@ -383,7 +390,7 @@ def test_convert_case_writes_canonical_nifti_and_the_row(tmp_path):
     assert row["orientation_in"] == "LPS" and row["spacing"] == "0.5 0.5 3" and row["dtype"] == "int16"
     assert (row["width"], row["height"], row["depth"]) == (8, 6, 4) and row["slices"] == ""
     assert row["mask_labels"] == "1 2" and row["mask_components"] == 2 and row["site"] == "A"
-    assert row["mask_area_fraction"] == round(19 / 192, 6) and row["exclusion"] == ""
+    assert row["mask_area_fraction"] == round(19 / 192, 6) and exclusion(row, plan()) == ""
     assert row["source"] == "img.nii.gz" and row["mask_source"] == "lab.nii.gz"
     assert sums["volumes/labels/c1.nii.gz"] == hashlib.sha256((tmp_path / "out" / row["mask"]).read_bytes()).hexdigest()
 
@@ -436,7 +443,7 @@ def test_convert_case_float_label_and_module_hooks(tmp_path):
     four_d = np.stack([image, image + 1], axis=-1)
     hooks = types.SimpleNamespace(load_volume=lambda c, p: volumes.Volume(four_d[..., 1], LPS_AFFINE, c.image))
     row = volumes.convert_case(case, tmp_path, plan(empty_mask="exclude"), hooks, tmp_path / "out", {})
-    assert row["cleaning"] == "label_dtype:float32->uint8" and row["exclusion"] == "empty_mask"
+    assert row["cleaning"] == "label_dtype:float32->uint8" and exclusion(row, plan(empty_mask="exclude")) == "empty_mask"
     assert np.asarray(nib.load(tmp_path / "out" / row["image"]).dataobj)[7, 5, 0] == image[0, 0, 0] + 1
     hooks = types.SimpleNamespace(load_volume=lambda c, p: volumes.Volume(four_d, LPS_AFFINE, c.image))
     with pytest.raises(CaseError, match="expected 3-D"):
@@ -450,9 +457,9 @@ def test_curation_rules_read_volume_facts(tmp_path):
     assert volumes.volume_measures(label) == {"mask_area_fraction": round(3 / 192, 6), "mask_components": 2}
     case, _, _ = nifti_pair(tmp_path, label=label)
     case.meta["motion"] = 1
-    row = volumes.convert_case(case, tmp_path, plan(max_components=1, exclude_flags=["motion"],
-                                                    area_fraction={"min": 0.05, "max": 1}), NO_HOOKS, tmp_path / "out", {})
-    assert row["exclusion"] == "motion;area_fraction;components"
+    rules = plan(max_components=1, exclude_flags=["motion"], area_fraction={"min": 0.05, "max": 1})
+    row = volumes.convert_case(case, tmp_path, rules, NO_HOOKS, tmp_path / "out", {})
+    assert exclusion(row, rules) == "motion;area_fraction;components"
 
 
 # ------------------------------------------------------------------ nnU-Net layout and QC
@@ -523,8 +530,9 @@ def test_two_dimensional_cleaning_is_refused_for_volume_datasets(option, value):
 
     path = Path(__file__).resolve().parents[1] / "config" / "datasets" / "promise12.yaml"
     entry = yaml.safe_load(path.read_text())
-    entry["curation"][option] = value
-    with pytest.raises(CatalogueError, match=rf"field 'curation.{option}'"):
+    step = "select" if option == "crude_shapes" else "clean"
+    entry.setdefault(step, {})[option] = value
+    with pytest.raises(CatalogueError, match=rf"field '{step}.{option}'"):
         catalogue.validate(entry, "dataset", path)
     entry["task"] = "segmentation"  # the same options are fine on 2-D masks
     catalogue.validate(entry, "dataset", path)

@@ -4,6 +4,7 @@ downloads from a loopback server through the whole workflow."""
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -141,8 +142,20 @@ def test_lint_and_offline_dry_run_of_the_real_config(snakemake_bin, tmp_path):
     assert "Congratulations" in proc.stdout + proc.stderr
     proc = snakemake(snakemake_bin, tmp_path, "-n", "--cores", 2)
     out = proc.stdout + proc.stderr
-    for rule in ("fetch_source", "unpack_archives", "convert_shard", "gather_dataset"):
+    for rule in ("fetch_source", "unpack_archives", "convert_shard", "clean_masks", "select_curated", "split_dataset",
+                 "publish_dataset"):
         assert rule in out
+
+
+def test_rulegraph_shows_the_chain(snakemake_bin, tmp_path):
+    proc = snakemake(snakemake_bin, tmp_path, "--configfile", SAMPLE, "--rulegraph")
+    nodes = dict(re.findall(r"^\s*(\d+)\[label = \"(\w+)\"", proc.stdout, re.M))
+    edges = {(nodes[a], nodes[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+)$", proc.stdout, re.M)}
+    chain = [("fetch_source", "unpack_archives"), ("fetch_source", "check_manual"), ("unpack_archives", "convert_shard"),
+             ("check_manual", "convert_shard"), ("convert_shard", "clean_masks"), ("clean_masks", "select_curated"),
+             ("convert_shard", "select_curated"), ("select_curated", "split_dataset"), ("split_dataset", "publish_dataset"),
+             ("convert_shard", "publish_dataset"), ("clean_masks", "publish_dataset")]
+    assert set(chain) <= edges
 
 
 def _catalogue_copy(tmp_path: Path) -> Path:
@@ -163,10 +176,13 @@ def test_malformed_catalogue_entry_stops_the_workflow(snakemake_bin, tmp_path):
     assert f"{entry}: invalid dataset entry" in out and "field 'task'" in out
 
 
-def test_gated_dataset_fails_first_with_instructions_then_builds(snakemake_bin, mirror, tmp_path):
+def test_gated_dataset_fails_first_with_instructions_then_builds(snakemake_bin, mirror, tmp_path, server):
+    """With nothing placed, the console shows what to request (the main process says it before any
+    job runs) and nothing is downloaded, even where the dataset has downloads of its own."""
+    server.routes["/notes.txt"] = {"data": b"extra file\n", "content_type": "text/plain"}
     cat = _catalogue_copy(tmp_path)
     entry = yaml.safe_load((cat / "fetal_planes_db.yaml").read_text())
-    entry.update(id="gated_planes", sources=[], access={
+    entry.update(id="gated_planes", sources=[{"name": "notes.txt", "url": server.url("/notes.txt")}], access={
         "mode": "manual", "request_url": "https://example.org/request-access",
         "instructions": "Sign the data-use agreement; you receive a download link by e-mail.",
         "expected": [{"path": "FETAL_PLANES_DB_data.csv"}, {"path": "Images", "kind": "dir"}]})
@@ -176,6 +192,10 @@ def test_gated_dataset_fails_first_with_instructions_then_builds(snakemake_bin, 
 
     proc = snakemake(snakemake_bin, tmp_path, "--cores", 2, "--configfile", config, check=False)
     assert proc.returncode != 0
+    console = proc.stdout + proc.stderr
+    assert "is a gated dataset and is not (completely) in place" in console
+    assert "1. Request access: https://example.org/request-access" in console
+    assert server.requests == []
     log = (tmp_path / "logs" / "check_manual" / "gated_planes.log").read_text()
     assert "https://example.org/request-access" in log and "resources/manual/gated_planes/" in log
     assert "missing file: FETAL_PLANES_DB_data.csv" in log and "missing or empty folder: Images/" in log
@@ -187,7 +207,8 @@ def test_gated_dataset_fails_first_with_instructions_then_builds(snakemake_bin, 
         zf.extractall(tmp_path / "resources" / "manual" / "gated_planes")
     snakemake(snakemake_bin, tmp_path, "--cores", 2, "--configfile", config)
     info = json.loads((tmp_path / "results" / "gated_planes" / "dataset.json").read_text())
-    assert info["counts"]["cases"] > 0 and info["sources"][0]["name"] == "FETAL_PLANES_DB_data.csv"
+    assert info["counts"]["cases"] > 0 and [s["name"] for s in info["sources"]] == ["notes.txt", "FETAL_PLANES_DB_data.csv", "Images"]
+    assert server.hits("/notes.txt") == 1
 
 
 def test_real_download_path_with_zenodo_checksum(snakemake_bin, mirror, tmp_path):

@@ -109,3 +109,12 @@ def file_digest(path: str | Path, algorithm: str = "sha256", chunk: int = 1 << 2
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def link(src: Path, dest: Path) -> None:
+    """A hard link (a tier shared with results/ costs no second copy); a copy across file systems."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)

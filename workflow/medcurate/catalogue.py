@@ -72,14 +72,40 @@ def read_yaml(path: Path) -> dict:
         raise CatalogueError(path, f"cannot read: {exc.strerror}") from None
 
 
+# Options by the step that reads them; the old mixed `curation:` keys map here, for the message
+# that tells a user with an old config where each key went.
+STEPS = ("convert", "clean", "select", "split", "qc")
+MOVED = {
+    "shards": "convert", "image_mode": "convert", "unknown_colour": "convert", "point_radius": "convert",
+    "mask_size_mismatch": "convert", "annotator": "convert", "slices": "convert",
+    "min_component_area": "clean", "fill_holes": "clean",
+    "empty_mask": "select", "allowed_roi_types": "select", "exclude_flags": "select", "crude_shapes": "select",
+    "area_fraction": "select", "max_components": "select",
+    "val_fraction": "split", "test_fraction": "split", "dedupe": "split", "split_conflicts": "split",
+    "near_duplicates": "split", "qc_samples": "qc",
+}
+
+
 def load_config(config: dict, basedir: Path) -> dict:
-    config = validate(copy.deepcopy(dict(config)), "config", "workflow config")
+    config = copy.deepcopy(dict(config))
+    if "curation" in config:
+        old = config["curation"] or {}
+        moves = [f"'curation.{ds}.{k}' is now 'options.{ds}.{MOVED.get(k, '?')}.{k}'"
+                 for ds, keys in old.items() for k in (keys or {})]
+        raise CatalogueError("workflow config", "field 'curation' was split by step into 'options: {<dataset>: "
+                             "{convert|clean|select|split|qc: {...}}}' (config/README.md):\n  " + "\n  ".join(moves or ["(empty)"]))
+    config = validate(config, "config", "workflow config")
     config["_basedir"] = str(basedir)
     return config
 
 
 def load_entry(path: Path) -> dict:
-    entry = validate(read_yaml(path), "dataset", path)
+    raw = read_yaml(path)
+    if isinstance(raw, dict) and "curation" in raw:
+        moves = [f"'curation.{k}' is now '{MOVED.get(k, '?')}.{k}'" for k in (raw["curation"] or {})]
+        raise CatalogueError(path, "field 'curation' was split by the step that reads each option "
+                                   "(convert, clean, select, split, qc):\n  " + "\n  ".join(moves or ["(empty)"]))
+    entry = validate(raw, "dataset", path)
     if entry["id"] != path.stem:
         raise CatalogueError(path, f"field 'id': '{entry['id']}' must equal the file name '{path.stem}'")
     if not (DATASET_MODULES / f"{entry['module']}.py").is_file():
@@ -94,9 +120,10 @@ def load_catalogue(config: dict) -> dict[str, dict]:
     missing = [d for d in config["datasets"] if d not in entries]
     if missing:
         raise CatalogueError(folder, f"no catalogue entry for {', '.join(missing)} (known: {', '.join(entries)})")
-    for ds in config["curation"]:
-        if ds not in entries:
-            raise CatalogueError("workflow config", f"field 'curation.{ds}': no such dataset")
+    for key in ("options", "manual_dirs"):
+        for ds in config[key]:
+            if ds not in entries:
+                raise CatalogueError("workflow config", f"field '{key}.{ds}': no such dataset (known: {', '.join(entries)})")
     return entries
 
 
@@ -123,13 +150,14 @@ def _resolve_sources(entry: dict, config: dict) -> list[dict]:
 
 
 def plan(entry: dict, config: dict) -> dict:
-    """Everything the jobs of one dataset need, resolved against the config."""
+    """Everything the jobs of one dataset need, resolved against the config (step_slice cuts it)."""
     ds = entry["id"]
-    curation = {**entry["curation"], **config["curation"].get(ds, {})}
-    # Validate the merged curation options with the same schema as the catalogue's.
-    validate({**entry, "curation": curation}, "dataset", f"workflow config (curation.{ds})")
+    overrides = config["options"].get(ds, {})
+    options = {step: {**entry[step], **overrides.get(step, {})} for step in STEPS}
+    # Validate the merged options with the same schema as the catalogue's.
+    validate({**entry, **options}, "dataset", f"workflow config (options.{ds})")
     if config.get("shards"):
-        curation["shards"] = config["shards"]
+        options["convert"]["shards"] = config["shards"]
     base = Path(config["_basedir"])
     resources = Path(config["resources_dir"])
     if ds in config["manual_dirs"]:
@@ -150,18 +178,56 @@ def plan(entry: dict, config: dict) -> dict:
         "access": entry["access"],
         "labels": entry["labels"],
         "mask_colours": entry.get("mask_colours"),
-        "curation": curation,
+        **options,
         "unpack": entry["unpack"],
         "sources": _resolve_sources(entry, config),
         "manual_dir": str(manual_dir),
         "manual_pins": _manual_pins(ds, config),
         "dicom": config["dicom"],
         "png_compress_level": config["png_compress_level"],
-        "download": config["download"],
         "sample": bool(config.get("sample_mirror")),
     }
     p["config_digest"] = config_digest(p)
     return p
+
+
+# What each step reads of a plan, and the package modules it runs (their code is fingerprinted).
+_SLICES = {
+    "fetch": ("sources",),
+    "unpack": ("unpack",),
+    "check_manual": ("name", "access", "unpack", "manual_dir", "manual_pins"),
+    "convert": ("name", "module", "task", "modality", "labels", "mask_colours", "convert", "dicom", "png_compress_level"),
+    "clean": ("task", "labels", "clean", "png_compress_level"),
+    "select": ("task", "select"),
+    "split": ("task", "labels", "split"),
+    "publish": ("name", "module", "task", "modality", "license", "citation", "homepage", "labels", "sources",
+                *STEPS, "dicom", "png_compress_level", "config_digest"),
+}
+
+
+def step_code(p: dict, step: str) -> tuple[str, ...]:
+    modules = {"fetch": ("fetch",), "unpack": ("unpack",), "check_manual": ("manual",), "clean": ("clean",),
+               "select": ("curation",), "split": ("splits",), "publish": ("publish",)}.get(step)
+    volume = ("volumes",) if p["task"] == "volume_segmentation" else ()
+    if step == "convert":
+        modules = ("convert", f"datasets.{p['module']}", *volume)
+    elif step == "publish":
+        modules += volume
+    elif step == "split" and p["split"].get("near_duplicates") is not None:
+        modules += ("neardup",)
+    return modules
+
+
+def step_slice(p: dict, step: str, source: str | None = None) -> dict:
+    """The part of a plan one step reads, plus the fingerprint of its code: the step's parameter,
+    so a change re-runs exactly the steps it can affect (Snakemake's params trigger)."""
+    from .fingerprint import code_digest
+
+    out = {"step": step, "id": p["id"], **{k: p[k] for k in _SLICES[step]}}
+    if step == "fetch":
+        out["sources"] = [s for s in p["sources"] if s["name"] == source]
+    out["code"] = code_digest(*step_code(p, step))
+    return out
 
 
 def _manual_pins(ds: str, config: dict) -> dict[str, str]:
@@ -174,11 +240,11 @@ def _manual_pins(ds: str, config: dict) -> dict[str, str]:
 def config_digest(p: dict) -> str:
     """Digest of what shapes the output; paths and mirror locations are left out so runs in
     different folders (or from a mirror with the same bytes) agree."""
-    keep = {k: p[k] for k in ("id", "module", "task", "labels", "mask_colours", "curation", "png_compress_level", "dicom")}
+    keep = {k: p[k] for k in ("id", "module", "task", "labels", "mask_colours", *STEPS, "png_compress_level", "dicom")}
     keep["sources"] = [{k: s.get(k) for k in ("name", "sha256", "md5")} for s in p["sources"]]
     keep["medcurate"] = __version__
     return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()
 
 
 def shard_count(p: dict) -> int:
-    return int(p["curation"]["shards"])
+    return int(p["convert"]["shards"])

@@ -1,10 +1,15 @@
-"""``medcurate``: the steps the Snakemake rules call, plus helpers for users."""
+"""``medcurate``: the steps the Snakemake rules call, plus helpers for users.
+
+Each step reads only its slice of the configuration (``--slice``, written by the workflow; see
+catalogue.step_slice) and the files of the step before it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -14,36 +19,78 @@ from .errors import MedcurateError
 
 log = logging.getLogger("medcurate")
 
+# Settings that cannot change an output travel in the environment, not in a slice, so changing
+# them re-runs nothing (set by the workflow from the config's `download:`).
+DOWNLOAD_ENV = "MEDCURATE_DOWNLOAD"
+DOWNLOAD_DEFAULTS = {"zenodo_api": "https://zenodo.org/api", "timeout": 60.0, "retries": 8, "backoff": 2.0}
 
-def _plan(path: str) -> dict:
-    return json.loads(Path(path).read_text())
+
+def _json_file(path: str, what: str) -> dict:
+    """A JSON file a step was given, or an error naming it and what is wrong."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MedcurateError(path, f"no such {what} file") from None
+    except OSError as exc:
+        raise MedcurateError(path, f"cannot read the {what} file ({exc.strerror})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MedcurateError(path, f"not a valid {what} file (malformed JSON: {exc})") from None
+    if not isinstance(data, dict):
+        raise MedcurateError(path, f"not a valid {what} file (expected a JSON object)")
+    return data
+
+
+def _slice(args, step: str) -> dict:
+    data = _json_file(args.slice, "step slice")
+    if data.get("step") != step:
+        raise MedcurateError(args.slice, f"is a slice of step {data.get('step')!r}, not of {step!r}")
+    return data
+
+
+def _ready(path: str) -> dict:
+    ready = _json_file(path, "ready record")
+    if not isinstance(ready.get("root"), str) or not isinstance(ready.get("sources"), list):
+        raise MedcurateError(path, "not a valid ready record (needs 'root' and 'sources')")
+    return ready
 
 
 def _write_json(dest: str, obj: dict) -> None:
     write_text(dest, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def download_settings() -> dict:
+    settings = dict(DOWNLOAD_DEFAULTS)
+    if raw := os.environ.get(DOWNLOAD_ENV):
+        try:
+            settings.update(json.loads(raw))
+        except json.JSONDecodeError as exc:
+            raise MedcurateError(DOWNLOAD_ENV, f"not valid JSON ({exc})") from None
+    return settings
+
+
 def cmd_fetch(args) -> None:
     from .fetch import fetch
 
-    plan = _plan(args.plan)
-    if plan["access"]["mode"] == "manual":
-        from .manual import placed_entries
-
-        placed_entries(plan)  # nothing placed yet: say what to request before downloading the rest
-    source = next(s for s in plan["sources"] if s["name"] == args.source)
-    dl = plan["download"]
+    step = _slice(args, "fetch")
+    source = next((s for s in step["sources"] if s["name"] == args.source), None)
+    if source is None:
+        raise MedcurateError(args.slice, f"no source named {args.source!r} (it has: {', '.join(s['name'] for s in step['sources'])})")
+    dl = download_settings()
     record = fetch(source, Path(args.dest), zenodo_api=dl["zenodo_api"], timeout=dl["timeout"],
                    retries=dl["retries"], backoff=dl["backoff"])
     _write_json(args.record, {**record, "path": str(Path(args.dest).resolve())})
 
 
+def _records(paths: list[str]) -> list[dict]:
+    return [_json_file(r, "fetch record") for r in paths or [] if r]
+
+
 def cmd_unpack(args) -> None:
     from .unpack import unpack
 
-    plan = _plan(args.plan)
-    records = [json.loads(Path(r).read_text()) for r in args.records]
-    unpack([Path(r["path"]) for r in records], Path(args.dest), limits=_limits(plan), nested=plan["unpack"]["nested"],
+    step = _slice(args, "unpack")
+    records = _records(args.records)
+    unpack([Path(r["path"]) for r in records], Path(args.dest), limits=_limits(step), nested=step["unpack"]["nested"],
            fingerprints={r["name"]: r["sha256"] for r in records})
     sources = [{k: v for k, v in r.items() if k != "path"} for r in records]
     _write_json(args.out, {"root": str(Path(args.dest).resolve()), "sources": sources})
@@ -52,29 +99,66 @@ def cmd_unpack(args) -> None:
 def cmd_check_manual(args) -> None:
     from .manual import prepare
 
-    plan = _plan(args.plan)
-    records = [json.loads(Path(r).read_text()) for r in args.records or [] if r]
-    _write_json(args.out, prepare(plan, records, Path(args.dest), _limits(plan)))
+    step = _slice(args, "check_manual")
+    _write_json(args.out, prepare(step, _records(args.records), Path(args.dest), _limits(step)))
 
 
-def _limits(plan: dict):
+def _limits(step: dict):
     from .unpack import Limits
 
-    return Limits(**{k: plan["unpack"][k] for k in ("max_bytes", "max_ratio") if k in plan["unpack"]})
+    return Limits(**{k: step["unpack"][k] for k in ("max_bytes", "max_ratio") if k in step["unpack"]})
 
 
 def cmd_convert(args) -> None:
     from .convert import convert_shard
 
-    ready = json.loads(Path(args.ready).read_text())
-    convert_shard(Path(ready["root"]), _plan(args.plan), args.shard, args.shards, Path(args.out))
+    if not 0 <= args.shard < args.shards:
+        raise MedcurateError(None, f"--shard {args.shard} is outside 0..{args.shards - 1} (--shards {args.shards})")
+    step = _slice(args, "convert")
+    convert_shard(Path(_ready(args.ready)["root"]), step, args.shard, args.shards, Path(args.out))
 
 
-def cmd_gather(args) -> None:
-    from .gather import gather
+def cmd_clean(args) -> None:
+    from .clean import clean_shard
 
-    ready = json.loads(Path(args.ready).read_text())
-    gather(_plan(args.plan), [Path(s) for s in args.shard_dirs], Path(args.out), ready["sources"])
+    clean_shard(Path(args.converted), _slice(args, "clean"), Path(args.out))
+
+
+def cmd_select(args) -> None:
+    from .curation import select_step
+
+    select_step([Path(t) for t in args.tiers], _slice(args, "select"), Path(args.out))
+
+
+def cmd_split(args) -> None:
+    from .splits import split_step
+
+    split_step(Path(args.selected), _slice(args, "split"), [Path(t) for t in args.tiers], Path(args.out))
+
+
+def cmd_publish(args) -> None:
+    from .publish import publish
+
+    step = _slice(args, "publish")
+    ready = _ready(args.ready)
+    publish(step, [Path(t) for t in args.tiers], Path(args.split), Path(args.out), ready["sources"])
+
+
+def cmd_reclaim(args) -> None:
+    """Remove finished tiers; say how much disk that frees (files results/ still links stay)."""
+    import shutil
+
+    freed = shared = 0
+    for path in map(Path, args.paths):
+        for f in ([path] if path.is_file() else path.rglob("*") if path.is_dir() else []):
+            if f.is_file() and not f.is_symlink():
+                st = f.lstat()
+                freed, shared = (freed + st.st_size, shared) if st.st_nlink == 1 else (freed, shared + st.st_size)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    print(f"reclaimed {freed / 1e6:.1f} MB; {shared / 1e6:.1f} MB more stay as the results' hard links")
 
 
 def cmd_samples(args) -> None:
@@ -91,41 +175,36 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"medcurate {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("fetch", help="download one source, resumably, and verify it")
-    s.add_argument("--plan", required=True)
-    s.add_argument("--source", required=True)
-    s.add_argument("--dest", required=True)
-    s.add_argument("--record", required=True)
-    s.set_defaults(func=cmd_fetch)
+    def step(name: str, func, help: str, *options: tuple[str, dict]):
+        s = sub.add_parser(name, help=help)
+        s.add_argument("--slice", required=True, help="the step's slice of the configuration (JSON, written by the workflow)")
+        for flag, kw in options:
+            s.add_argument(flag, **kw)
+        s.set_defaults(func=func)
 
-    s = sub.add_parser("unpack", help="safely extract a dataset's downloads (nested archives too)")
-    s.add_argument("--plan", required=True)
-    s.add_argument("--records", nargs="+", required=True)
-    s.add_argument("--dest", required=True)
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=cmd_unpack)
+    required = {"required": True}
+    step("fetch", cmd_fetch, "download one source, resumably, and verify it",
+         ("--source", required), ("--dest", required), ("--record", required))
+    step("unpack", cmd_unpack, "safely extract a dataset's downloads (nested archives too)",
+         ("--records", {"nargs": "+", "required": True}), ("--dest", required), ("--out", required))
+    step("check-manual", cmd_check_manual, "check a gated dataset placed by hand and assemble its root",
+         ("--records", {"nargs": "*", "help": "fetch records of the sources downloaded for it"}),
+         ("--dest", required), ("--out", required))
+    step("convert", cmd_convert, "convert one shard of a dataset (decode, raw label maps)",
+         ("--ready", required), ("--shard", {"type": int, "required": True}),
+         ("--shards", {"type": int, "required": True}), ("--out", required))
+    step("clean", cmd_clean, "clean the masks of one converted shard", ("--converted", required), ("--out", required))
+    step("select", cmd_select, "apply the curated-subset rules to a dataset's tables",
+         ("--tiers", {"nargs": "+", "required": True}), ("--out", required))
+    step("split", cmd_split, "duplicates, near-duplicates, splits and the leakage check",
+         ("--selected", required), ("--tiers", {"nargs": "*", "default": [], "help": "tiers with images and masks, for the near-duplicate check"}),
+         ("--out", required))
+    step("publish", cmd_publish, "write the results folder of the output contract",
+         ("--ready", required), ("--tiers", {"nargs": "+", "required": True}), ("--split", required), ("--out", required))
 
-    s = sub.add_parser("check-manual", help="check a gated dataset placed by hand and assemble its root")
-    s.add_argument("--plan", required=True)
-    s.add_argument("--records", nargs="*", help="fetch records of the sources downloaded for it")
-    s.add_argument("--dest", required=True)
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=cmd_check_manual)
-
-    s = sub.add_parser("convert", help="convert one shard of a dataset")
-    s.add_argument("--plan", required=True)
-    s.add_argument("--ready", required=True)
-    s.add_argument("--shard", type=int, required=True)
-    s.add_argument("--shards", type=int, required=True)
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=cmd_convert)
-
-    s = sub.add_parser("gather", help="merge shards into the output contract")
-    s.add_argument("--plan", required=True)
-    s.add_argument("--ready", required=True)
-    s.add_argument("--shard-dirs", nargs="+", required=True)
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=cmd_gather)
+    s = sub.add_parser("reclaim", help="remove finished tiers (unpacked, converted, cleaned) and say what that frees")
+    s.add_argument("paths", nargs="*")
+    s.set_defaults(func=cmd_reclaim)
 
     s = sub.add_parser("samples", help="write the sample mirror and print its sha256 pins")
     s.add_argument("--out", default="workflow/sample-mirror")

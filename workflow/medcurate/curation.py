@@ -1,31 +1,57 @@
-"""Curated-subset rules: which converted cases hold masks precise enough to train on.
+"""The select step: which converted cases hold masks precise enough to train on.
 
 Nothing is deleted: every case stays in manifest.csv, with curated 0/1 and its exclusion reasons
-(';'-joined, each 'reason' or 'reason:detail'). Rules are catalogue curation options, all off
-unless set; the facts they read come from the mask itself or from ``case.meta`` (set by the
-dataset module: ``roi_types``, flags such as ``mask_resized``).
+(';'-joined, each 'reason' or 'reason:detail'). Rules are the catalogue's ``select`` options, all
+off unless set; the facts they read are columns of the step tables (measured by the convert and
+clean steps, or set by the dataset module: ``roi_types``, flags such as ``mask_resized``). Only
+``crude_shapes`` looks at pixels, and then at the cleaned masks, never at a source image.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
-from skimage import draw, measure
 
 from . import masks
+from .masks import measures  # noqa: F401  (the facts the rules read; tests use it here)
+from .errors import MedcurateError
+from .images import read_image
+from .tiers import PART, QUARANTINE, read_table, write_frame
 
 
-def measures(mask: np.ndarray) -> dict:
-    """Foreground (any label) area fraction and 8-connected component count."""
-    box = masks.foreground_box(mask)
-    if box is None:
-        return {"mask_area_fraction": 0.0, "mask_components": 0}
-    fg = mask[box] > 0  # components never cross the foreground's bounding box
-    return {"mask_area_fraction": round(float(fg.sum() / mask.size), 6),
-            "mask_components": int(measure.label(fg, connectivity=2).max())}
+def select_step(tiers: list[Path], step: dict, out: Path) -> None:
+    """The select step: the shard tables of the last tier (cleaned, else converted) -> one table
+    with exclusion reasons, sorted by case id."""
+    frames = [f for f in (read_table(t / PART) for t in tiers) if not f.empty]
+    if not frames:
+        quarantined = sum(len(read_table(t / QUARANTINE)) for t in tiers if (t / QUARANTINE).is_file())
+        raise MedcurateError(step["id"], f"no case could be converted ({quarantined} quarantined; see the convert logs)")
+    table = pd.concat(frames, ignore_index=True).sort_values("case_id", ignore_index=True)
+
+    def mask_file(rel: str) -> Path:
+        return next((t / rel for t in tiers if (t / rel).is_file()), tiers[0] / rel)
+
+    write_frame(select(table, step, mask_file), out)
 
 
-def exclusions(mask: np.ndarray, meta: dict, facts: dict, options: dict) -> list[str]:
+def select(table: pd.DataFrame, step: dict, mask_file) -> pd.DataFrame:
+    """The table with its 'exclusion' column; ``mask_file(rel)`` finds a cleaned mask."""
+    options, task = step["select"], step["task"]
+    reasons = []
+    for row in table.to_dict("records"):
+        if task == "classification":
+            reasons.append(flagged(row, options))
+            continue
+        facts = {"mask_area_fraction": float(row["mask_area_fraction"]), "mask_components": int(row["mask_components"])}
+        mask = read_image(mask_file(row["mask"]), "keep") if options.get("crude_shapes") else None
+        reasons.append(exclusions(mask, row, facts, options))
+    return table.assign(exclusion=[";".join(r) for r in reasons])
+
+
+def exclusions(mask: np.ndarray | None, meta: dict, facts: dict, options: dict) -> list[str]:
+    """A case's exclusion reasons, in a fixed order; ``mask`` is needed only for crude_shapes."""
     reasons = []
     if not facts["mask_components"] and options["empty_mask"] == "exclude":
         reasons.append("empty_mask")
@@ -53,6 +79,8 @@ def crude_components(fg: np.ndarray, options: dict) -> list[str]:
     """'box' for a component that fills its bounding box, 'oval' for one that is (nearly) the
     ellipse of its own second moments: the marks of a drawn box or oval rather than a traced
     outline. Components smaller than ``min_area`` pixels are too coarse to judge."""
+    from skimage import measure
+
     kinds = []
     for region in measure.regionprops(measure.label(fg, connectivity=2)):
         if region.area < options.get("min_area", 64):
@@ -65,6 +93,8 @@ def crude_components(fg: np.ndarray, options: dict) -> list[str]:
 
 
 def _ellipse_iou(region) -> float:
+    from skimage import draw
+
     h, w = region.image.shape
     pad = max(h, w)  # room for the ellipse where it pokes out of the component's box
     ellipse = np.zeros((h + 2 * pad, w + 2 * pad), bool)

@@ -53,10 +53,11 @@ def flag(df: pd.DataFrame, shard_dirs: list[Path], options: dict | None) -> pd.D
 
 
 def _locate(shard_dirs: list[Path]) -> dict[str, Path]:
-    """'images/<id>.png' / 'masks/<id>.png' -> the shard file holding it."""
+    """'images/<id>.png' / 'masks/<id>.png' (or a converted tier's 'raw_masks/<id>.png') -> the
+    shard file holding it."""
     found = {}
     for shard in shard_dirs:
-        for sub in ("images", "masks"):
+        for sub in ("images", "masks", "raw_masks"):
             folder = Path(shard) / sub
             for path in sorted(folder.glob("*.png")) if folder.is_dir() else []:
                 found[f"{sub}/{path.name}"] = path

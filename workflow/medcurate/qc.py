@@ -22,7 +22,7 @@ PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (245, 13
 def montage(df: pd.DataFrame, folder: Path, plan: dict, dest: Path, quarantined: int = 0) -> None:
     """A caption with the curation counts (per exclusion reason), then sample tiles."""
     curated = df[df["curated"] == 1].sort_values("case_id")
-    n = plan["curation"]["qc_samples"]
+    n = plan["qc"]["qc_samples"]
     font = ImageFont.load_default()
     if plan["task"] in ("segmentation", "volume_segmentation"):
         picks = curated[curated["mask_labels"] != ""].head(n)
@@ -61,7 +61,7 @@ def _thumb(im: Image.Image) -> Image.Image:
 
 def _pixels(path: Path) -> np.ndarray:
     """The image subsampled (every k-th pixel) to about twice the tile size: a full-size
-    mammogram is 13 Mpx, and blending overlays at that size dominated the gather job."""
+    mammogram is 13 Mpx, and blending overlays at that size dominated the publish job."""
     px = np.asarray(Image.open(path))
     step = max(1, min(px.shape[0] // (2 * THUMB[1]), px.shape[1] // (2 * THUMB[0])))
     return px[::step, ::step]

@@ -1,12 +1,16 @@
-"""Duplicates, splits and the patient-leakage check, on the gathered manifest (a DataFrame)."""
+"""Duplicates, splits and the patient-leakage check (the split step), on the selected table."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+from pathlib import Path
 
 import pandas as pd
 
+from .atomic import atomic_dir, write_text
 from .errors import MedcurateError
+from .tiers import read_table, write_frame
 
 
 def unit_hash(dataset: str, key: str) -> float:
@@ -102,3 +106,53 @@ def check_disjoint(df: pd.DataFrame, dataset: str) -> None:
     if leaking:
         detail = "; ".join(f"{p}: {'/'.join(sorted(set(df.loc[df.patient_id == p, 'split'])))}" for p in leaking[:10])
         raise MedcurateError(dataset, f"{len(leaking)} patient(s) in more than one split ({detail})")
+
+
+def normalise_patients(df: pd.DataFrame) -> list[str]:
+    """Patient ids that differ only by surrounding whitespace or letter case are one patient
+    (a re-typed spreadsheet cell must not split a woman in two): all take one spelling, reported."""
+    warnings = []
+    stripped = df["patient_id"].str.strip()
+    if (changed := int((stripped != df["patient_id"]).sum())):
+        warnings.append(f"{changed} patient id(s) had surrounding whitespace, removed")
+    df["patient_id"] = stripped
+    spellings = df.groupby(df["patient_id"].str.casefold())["patient_id"].unique()
+    merged = {s: sorted(v)[0] for v in spellings for s in v if len(v) > 1}
+    if merged:
+        groups = sorted({tuple(sorted(v)) for v in spellings if len(v) > 1})
+        warnings.append("patient ids differing only by letter case taken as one patient: "
+                        + "; ".join("/".join(g) for g in groups[:20]) + (" ..." if len(groups) > 20 else ""))
+        df["patient_id"] = df["patient_id"].map(lambda p: merged.get(p, p))
+    return warnings
+
+
+def split_dataset(selected: pd.DataFrame, step: dict, tier_dirs: list[Path]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], list[str]]:
+    """The split step on the selected table: duplicates, near-duplicates, splits, the leakage
+    check and the curated flag. Returns (table, reports by name, warnings)."""
+    df, ds, options = selected.copy(), step["id"], step["split"]
+    warnings = normalise_patients(df)
+    label_columns = list(step["labels"].get("classes", {}))
+    reports = {}
+    if options["dedupe"]:
+        reports["duplicates"] = resolve_duplicates(df, label_columns)
+    if options.get("near_duplicates") is not None:
+        from . import neardup  # thumbnails of the converted images: only where asked for
+
+        reports["near_duplicates"] = neardup.flag(df, tier_dirs, options["near_duplicates"])
+    warnings += assign(df, ds, options)
+    check_disjoint(df, ds)
+    df["curated"] = (df["exclusion"] == "").astype(int)
+    if not df["curated"].any():
+        raise MedcurateError(ds, "dataset is empty after curation: every case was excluded")
+    return df, {k: v for k, v in reports.items() if not v.empty}, warnings
+
+
+def split_step(selected: Path, step: dict, tiers: list[Path], out: Path) -> None:
+    """The split step's folder: table.csv (with split and curated), the duplicate and
+    near-duplicate reports, report.json (the warnings)."""
+    table, reports, warnings = split_dataset(read_table(selected), step, tiers)
+    with atomic_dir(out) as stage:
+        write_frame(table, stage / "table.csv")
+        for name, report in reports.items():
+            write_frame(report, stage / f"{name}.csv")
+        write_text(stage / "report.json", json.dumps({"warnings": warnings}, indent=2) + "\n")

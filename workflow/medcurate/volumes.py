@@ -28,12 +28,11 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
 from skimage import measure
 
-from . import curation
 from .atomic import atomic_path
-from .convert import with_meta
 from .datasets import files  # follows symlinks, as a gated dataset's root needs
 from .errors import CaseError
 from .images import pixel_digest, write_png
+from .rows import case_row, rel
 
 log = logging.getLogger("medcurate.volumes")
 INT16 = np.iinfo(np.int16)
@@ -363,35 +362,16 @@ def convert_case(case, root: Path, plan: dict, module, out: Path, sums: dict) ->
     labels_dir.mkdir(parents=True, exist_ok=True)
     sums[image_rel] = write_nifti(arr, affine, out / image_rel)
     sums[label_rel] = write_nifti(labels, affine, out / label_rel)
-    n_slices = write_slices(arr, labels, case.case_id, out, plan, sums) if plan["curation"].get("slices") else ""
-    facts = volume_measures(labels)
+    n_slices = write_slices(arr, labels, case.case_id, out, plan, sums) if plan["convert"].get("slices") else ""
     present = sorted(set(np.unique(labels).tolist()) - {0})
-    options = {**plan["curation"], "crude_shapes": None}  # the box/oval test is a 2-D judgement
     spacing = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
-    return with_meta({
-        "case_id": case.case_id,
-        "patient_id": case.patient_id,
-        "official_split": case.split or "",
-        "image": image_rel,
-        "mask": label_rel,
-        **case.labels,
-        "width": arr.shape[0],
-        "height": arr.shape[1],
-        "depth": arr.shape[2],
-        "spacing": " ".join(f"{v:.9g}" for v in spacing),
-        "orientation_in": orientation_in,
-        "dtype": str(arr.dtype),
-        "slices": n_slices,
-        "source": _rel(case.image, root),
-        "subset": case.subset,
-        "pixel_sha256": pixel_digest(arr),
-        "mask_sha256": pixel_digest(labels),
-        "mask_source": _rel(case.mask, root),
-        "mask_labels": " ".join(str(v) for v in present),
-        "cleaning": ";".join(actions),
-        **facts,
-        "exclusion": ";".join(curation.exclusions(labels, case.meta, facts, options)),
-    }, case, plan)
+    return case_row(case, root, plan["module"], image_rel, label_rel,
+                    width=arr.shape[0], height=arr.shape[1], depth=arr.shape[2],
+                    spacing=" ".join(f"{v:.9g}" for v in spacing), orientation_in=orientation_in,
+                    dtype=str(arr.dtype), slices=n_slices, pixel_sha256=pixel_digest(arr),
+                    mask_sha256=pixel_digest(labels), mask_source=rel(case.mask, root),
+                    mask_labels=" ".join(str(v) for v in present), cleaning=";".join(actions),
+                    **volume_measures(labels))
 
 
 def _load(module, hook: str, case, plan: dict, path: Path) -> Volume:
@@ -473,13 +453,6 @@ def write_slices(image: np.ndarray, labels: np.ndarray, case_id: str, out: Path,
             rel = f"slices/{kind}/{case_id}_{k:03d}.png"
             sums[rel] = write_png(np.ascontiguousarray(axial(arr, k)), out / rel, level)
     return int(image.shape[2])
-
-
-def _rel(path, root: Path) -> str:
-    if path is None:
-        return ""
-    rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
-    return str(path) if rel.startswith("..") else Path(rel).as_posix()
 
 
 # ---------------------------------------------------------------- nnU-Net layout

@@ -1,4 +1,4 @@
-# Config and catalogue validation, per-dataset plans, and input functions.
+# Config and catalogue validation, per-step slices of the configuration, and input functions.
 import hashlib
 import json
 import os
@@ -17,6 +17,9 @@ os.environ.update(
 )
 
 from medcurate import catalogue as _catalogue
+from medcurate import cli as _cli
+from medcurate import manual as _manual
+from medcurate.errors import MedcurateError as _MedcurateError
 
 CONFIG = _catalogue.load_config(config, ROOT)
 CATALOGUE = _catalogue.load_catalogue(CONFIG)
@@ -24,14 +27,22 @@ DATASETS = CONFIG["datasets"]
 PLANS = {ds: _catalogue.plan(CATALOGUE[ds], CONFIG) for ds in DATASETS}
 OUT, RES, WORK, LOGS = (CONFIG[k] for k in ("output_dir", "resources_dir", "work_dir", "logs_dir"))
 ENV = "../../envs/medcurate.yaml"
+# Download settings cannot change an output: they reach the fetch jobs through the environment,
+# not a slice, so changing them re-runs nothing.
+os.environ[_cli.DOWNLOAD_ENV] = json.dumps(CONFIG["download"], sort_keys=True)
 
 
 def _ids_regex(ids):
     return "|".join(ids) if ids else "(?!x)x"  # an empty list must match nothing
 
 
-OPEN_DATASETS = _ids_regex([d for d in DATASETS if PLANS[d]["access"]["mode"] == "open"])
-MANUAL_DATASETS = _ids_regex([d for d in DATASETS if PLANS[d]["access"]["mode"] == "manual"])
+def _with(pred):
+    return _ids_regex([d for d in DATASETS if pred(PLANS[d])])
+
+
+OPEN_DATASETS = _with(lambda p: p["access"]["mode"] == "open")
+MANUAL_DATASETS = _with(lambda p: p["access"]["mode"] == "manual")
+MASK_DATASETS = _with(lambda p: p["task"] == "segmentation")  # 2-D label maps: the clean step
 
 
 wildcard_constraints:
@@ -39,11 +50,26 @@ wildcard_constraints:
     shard=r"\d+",
 
 
-def _write_plan(plan):
-    """Plans go to content-addressed files (written once, never changed), so commands stay short
-    and a changed plan is a changed path, which re-runs what depends on it."""
-    text = json.dumps(plan, indent=1)  # key order kept: label columns follow the catalogue
-    path = Path(WORK) / "plans" / f"{plan['id']}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+# --- Gated datasets: what was placed is an input; nothing placed is said before any job runs ----
+PLACED = {}
+for _ds in DATASETS:
+    if PLANS[_ds]["access"]["mode"] == "manual":
+        try:
+            PLACED[_ds] = _manual.placed_fingerprint(Path(PLANS[_ds]["manual_dir"]))
+            _manual.placed_entries(PLANS[_ds])
+        except _MedcurateError as _exc:
+            PLACED[_ds] = None  # check_manual runs first, fails with the same words, downloads nothing
+            if workflow.is_main_process:
+                print(f"\n{_exc}\n", file=sys.stderr)
+
+
+# --- Each step's slice of the configuration, content-addressed -------------------------------
+def _write_slice(data, name):
+    """Slices go to content-addressed files (written once, never changed): the path is the
+    step's parameter, so a changed slice -- its settings or its code -- re-runs the step."""
+    text = json.dumps(data, indent=1)  # key order kept: label columns follow the catalogue
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    path = Path(WORK) / "slices" / data["id"] / f"{name}-{digest}.json"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -52,20 +78,51 @@ def _write_plan(plan):
     return str(path)
 
 
-PLAN_FILES = {ds: _write_plan(PLANS[ds]) for ds in DATASETS}
+def _slices(ds):
+    plan = PLANS[ds]
+    out = {step: _catalogue.step_slice(plan, step) for step in ("unpack", "convert", "clean", "select", "split", "publish")}
+    if ds in PLACED:
+        out["check_manual"] = {**_catalogue.step_slice(plan, "check_manual"), "placed": PLACED[ds]}
+    out.update({f"fetch-{s['name']}": _catalogue.step_slice(plan, "fetch", s["name"]) for s in plan["sources"]})
+    return {name: _write_slice(data, name) for name, data in out.items()}
 
 
-def plan_file(wildcards):
-    return PLAN_FILES[wildcards.dataset]
+SLICES = {ds: _slices(ds) for ds in DATASETS}
 
 
+def slice_of(step):
+    return lambda wc: SLICES[wc.dataset][step if step != "fetch" else f"fetch-{wc.source}"]
+
+
+# --- Input functions ----------------------------------------------------------------------------
 def fetched_records(wildcards):
+    if PLACED.get(wildcards.dataset, "") is None:
+        return []  # a gated dataset with nothing placed: say so before any download
     return [f"{RES}/fetched/{wildcards.dataset}/{s['name']}.json" for s in PLANS[wildcards.dataset]["sources"]]
 
 
-def shard_dirs(wildcards):
-    n = _catalogue.shard_count(PLANS[wildcards.dataset])
-    return [f"{WORK}/{wildcards.dataset}/shard-{i}" for i in range(n)]
+def _shards(kind, ds):
+    return [f"{WORK}/{ds}/{kind}/shard-{i}" for i in range(_catalogue.shard_count(PLANS[ds]))]
+
+
+def converted(wildcards):
+    return _shards("converted", wildcards.dataset)
+
+
+def cleaned(wildcards):
+    return _shards("cleaned", wildcards.dataset) if PLANS[wildcards.dataset]["task"] == "segmentation" else []
+
+
+def tables(wildcards):
+    """The tier whose tables the select step reads: cleaned masks where there are any."""
+    return cleaned(wildcards) or converted(wildcards)
+
+
+def near_duplicate_tiers(wildcards):
+    """The split step reads pixels (thumbnails) only for the near-duplicate check."""
+    if PLANS[wildcards.dataset]["split"].get("near_duplicates") is None:
+        return []
+    return converted(wildcards) + cleaned(wildcards)
 
 
 # --- Credentials for gated sources (medcurate/secrets.py) ---------------------------------------

@@ -1,4 +1,4 @@
-# Download one source of an open dataset: resumable, retried, verified, cached under resources/.
+# Download one source of a dataset: resumable, retried, verified, cached under resources/.
 # The cached file lives beside (not as) the rule's output, so a re-run of this rule never deletes
 # a verified download: `medcurate fetch` finds it, checks it, and does no network access.
 
@@ -9,7 +9,7 @@ rule fetch_source:
     log:
         f"{LOGS}/fetch/{{dataset}}/{{source}}.log",
     params:
-        plan=plan_file,
+        slice=slice_of("fetch"),
         dest=lambda wc: f"{RES}/downloads/{wc.dataset}/{wc.source}",
     wildcard_constraints:
         source=r"[^/]+",
@@ -21,5 +21,5 @@ rule fetch_source:
     conda:
         ENV
     shell:
-        "python -m medcurate fetch --plan {params.plan:q} --source {wildcards.source:q}"
+        "python -m medcurate fetch --slice {params.slice:q} --source {wildcards.source:q}"
         " --dest {params.dest:q} --record {output:q} > {log:q} 2>&1"

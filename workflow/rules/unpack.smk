@@ -1,5 +1,6 @@
 # Make a dataset's files ready: unpack the downloads of an open dataset, or check what a user placed
-# for a gated one (unpacking placed archives, linking placed folders, adding any downloads).
+# for a gated one (unpacking placed archives, linking placed folders, adding any downloads; what
+# was placed -- paths, sizes, mtimes -- is part of its slice, so an edited release re-runs it).
 # Either way the result is resources/ready/<dataset>.json naming the root.
 
 
@@ -11,7 +12,7 @@ rule unpack_archives:
     log:
         f"{LOGS}/unpack/{{dataset}}.log",
     params:
-        plan=plan_file,
+        slice=slice_of("unpack"),
         dest=lambda wc: f"{RES}/unpacked/{wc.dataset}",
     wildcard_constraints:
         dataset=OPEN_DATASETS,
@@ -22,7 +23,7 @@ rule unpack_archives:
     conda:
         ENV
     shell:
-        "python -m medcurate unpack --plan {params.plan:q} --records {input:q}"
+        "python -m medcurate unpack --slice {params.slice:q} --records {input:q}"
         " --dest {params.dest:q} --out {output:q} > {log:q} 2>&1"
 
 
@@ -34,7 +35,7 @@ rule check_manual:
     log:
         f"{LOGS}/check_manual/{{dataset}}.log",
     params:
-        plan=plan_file,
+        slice=slice_of("check_manual"),
         dest=lambda wc: f"{RES}/unpacked/{wc.dataset}",
     wildcard_constraints:
         dataset=MANUAL_DATASETS,
@@ -45,5 +46,5 @@ rule check_manual:
     conda:
         ENV
     shell:
-        "python -m medcurate check-manual --plan {params.plan:q} --records {input:q}"
+        "python -m medcurate check-manual --slice {params.slice:q} --records {input:q}"
         " --dest {params.dest:q} --out {output:q} > {log:q} 2>&1"

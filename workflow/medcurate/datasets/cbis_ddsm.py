@@ -320,7 +320,7 @@ def load_mask(case: MammogramCase, plan: dict) -> tuple[np.ndarray, list[str]]:
         chosen.append(path)
         if region.shape != case.shape:
             size = f"{region.shape[1]}x{region.shape[0]}->{case.shape[1]}x{case.shape[0]}"
-            if plan["curation"]["mask_size_mismatch"] == "quarantine":
+            if plan["convert"]["mask_size_mismatch"] == "quarantine":
                 raise CaseError(path, f"mask is {region.shape[1]}x{region.shape[0]} but its mammogram {case.image} "
                                       f"is {case.shape[1]}x{case.shape[0]} (mask_size_mismatch: quarantine)")
             region = resize(region.astype(np.uint8), case.shape, order=0, preserve_range=True, anti_aliasing=False) > 0

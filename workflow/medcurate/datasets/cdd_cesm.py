@@ -383,7 +383,7 @@ def load_mask(case: CesmCase, plan: dict) -> tuple[np.ndarray, list[str]]:
     layers, actions, kinds, outside, no_region = [], [], set(), 0, 0
     for region in case.regions:
         try:
-            region_mask, degenerate = rasterise(region, shape, plan["curation"]["point_radius"])
+            region_mask, degenerate = rasterise(region, shape, plan["convert"]["point_radius"])
         except shapes.CoordinateError as exc:
             raise CaseError(case.mask, f"line {region.line}: region {region.region_id} ({region.shape}): {exc.reason}") from None
         kinds.add(SHAPES[region.shape][1])

@@ -56,7 +56,7 @@ def parse_validation_split(text: str, source) -> list[str]:
 
 
 def cases(root: Path, plan: dict) -> list[Case]:
-    annotator = plan["curation"].get("annotator") or ANNOTATORS[0]
+    annotator = plan["convert"].get("annotator") or ANNOTATORS[0]
     if annotator not in ANNOTATORS:
         raise MedcurateError(root, f"curation option annotator={annotator!r}: must be one of {list(ANNOTATORS)}")
     split_file = find_one(root, SPLIT_FILE)
@@ -158,7 +158,7 @@ def load_mask(case: Case, plan: dict) -> tuple[np.ndarray, list[str]]:
     for name, path in found.items():
         region = _binary(path)
         if region.shape != shape:
-            if plan["curation"].get("mask_size_mismatch", "resize") == "quarantine":
+            if plan["convert"].get("mask_size_mismatch", "resize") == "quarantine":
                 raise CaseError(path, f"map is {region.shape[1]}x{region.shape[0]} but the screening is {shape[1]}x{shape[0]}")
             region = np.asarray(Image.fromarray(region).resize((shape[1], shape[0]), Image.Resampling.NEAREST))
             case.meta["mask_resized"] = 1

@@ -62,7 +62,7 @@ def load_mask(case: Case, plan: dict) -> tuple[np.ndarray, list[str]]:
     labels, unknown = colours_to_labels(read_image(case.mask, "RGB"), colour_table(plan, case.subset), plan["labels"]["mask"])
     if not unknown:
         return labels, []
-    if plan["curation"]["unknown_colour"] == "quarantine":
+    if plan["convert"]["unknown_colour"] == "quarantine":
         raise CaseError(case.mask, f"colours not in the catalogue's table for '{case.subset}': {unknown}")
     return labels, [f"unknown_colours_to_background:{sum(unknown.values())}px"]
 

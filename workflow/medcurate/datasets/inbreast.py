@@ -211,7 +211,7 @@ def load_mask(case: Case, plan: dict) -> tuple[np.ndarray, list[str]]:
     for roi in rois:
         label, named = roi_label(roi, case.mask)
         try:
-            region, notes = rasterise(roi, shape, plan["curation"]["point_radius"])
+            region, notes = rasterise(roi, shape, plan["convert"]["point_radius"])
         except shapes.CoordinateError as exc:
             raise CaseError(case.mask, f"ROI #{roi.index} ({roi.name}): {exc.reason}") from None
         actions += named + [f"{label}:{note}:roi{roi.index}" for note in notes]

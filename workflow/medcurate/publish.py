@@ -1,22 +1,21 @@
-"""Gather shards into the output contract: images/, masks/, manifest.csv, quarantine.csv,
-dataset.json, qc/, SHA256SUMS, built in a staging folder that replaces the old one whole."""
+"""The publish step: the results folder of the output contract -- images/, masks/, manifest.csv,
+quarantine.csv, dataset.json, qc/, SHA256SUMS -- built in a staging folder that replaces the old
+one whole. Images and masks are hard links into the converted and cleaned tiers (work/), so the
+results cost no second copy; nothing is decoded here but the QC montage's samples."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 from pathlib import Path
 
 import pandas as pd
 
-from . import __version__, curation, qc, splits
-from .atomic import atomic_dir, file_digest
-from .convert import PART, QUARANTINE, QUARANTINE_FIELDS, SUMS
-from .errors import MedcurateError
+from . import __version__, curation, qc
+from .atomic import atomic_dir, file_digest, link
+from .tiers import BOOKKEEPING, QUARANTINE, QUARANTINE_FIELDS, RAW_MASKS, SUMS, read_sums, read_table
 
-log = logging.getLogger("medcurate.gather")
+log = logging.getLogger("medcurate.publish")
 
 LEAD = ["case_id", "patient_id", "split", "official_split", "image", "mask"]
 TAIL = ["width", "height", "source", "subset"]
@@ -24,48 +23,42 @@ SEG = ["mask_source", "mask_labels", "mask_area_fraction", "mask_components", "m
 END = ["pixel_sha256", "curated", "exclusion"]
 
 
-def gather(plan: dict, shard_dirs: list[Path], out: Path, fetch_records: list[dict]) -> dict:
-    ds = plan["id"]
-    df = _concat([d / PART for d in shard_dirs])
-    quarantine = _concat([d / QUARANTINE for d in shard_dirs], QUARANTINE_FIELDS)
-    if df.empty:
-        raise MedcurateError(ds, f"no case could be converted ({len(quarantine)} quarantined; see the convert logs)")
-    df = df.sort_values("case_id", ignore_index=True)
-    label_columns = list(plan["labels"].get("classes", {}))
-    duplicates = splits.resolve_duplicates(df, label_columns) if plan["curation"]["dedupe"] else pd.DataFrame()
-    near = pd.DataFrame()
-    if plan["curation"].get("near_duplicates") is not None:
-        from . import neardup
+def publish(step: dict, tiers: list[Path], split_dir: Path, out: Path, fetch_records: list[dict]) -> dict:
+    """``tiers``: the converted shard folders, then the cleaned ones (whose masks/ win)."""
+    ds = step["id"]
+    df = read_table(split_dir / "table.csv")
+    df["curated"] = df["curated"].astype(int)
+    # a cleaned shard carries its converted shard's list: one row per case
+    quarantine = _concat([d / QUARANTINE for d in tiers if (d / QUARANTINE).is_file()], QUARANTINE_FIELDS).drop_duplicates()
+    reports = {name: read_table(split_dir / f"{name}.csv") for name in ("duplicates", "near_duplicates")
+               if (split_dir / f"{name}.csv").is_file()}
+    warnings = json.loads((split_dir / "report.json").read_text(encoding="utf-8"))["warnings"]
+    label_columns = list(step["labels"].get("classes", {}))
+    df = df[_columns(df, step, label_columns)]
 
-        near = neardup.flag(df, shard_dirs, plan["curation"]["near_duplicates"])
-    warnings = splits.assign(df, ds, plan["curation"])
-    splits.check_disjoint(df, ds)
-    df["curated"] = (df["exclusion"] == "").astype(int)
-    if not df["curated"].any():
-        raise MedcurateError(ds, "dataset is empty after curation: every case was excluded")
-    df = df[_columns(df, plan, label_columns)]
-
-    sums = _shard_sums(shard_dirs)
+    sums = {}
+    for tier in tiers:
+        sums.update(read_sums(tier / SUMS))
     with atomic_dir(out) as stage:
-        for shard in shard_dirs:
-            for src in sorted(shard.rglob("*")):
-                # the shard's own csv/sums files stay behind; dot files are temporaries of a killed write
-                if src.is_file() and src.parent != shard and not src.name.startswith("."):
-                    _link(src, stage / src.relative_to(shard))
-        if plan["task"] == "volume_segmentation":
+        for tier in tiers:
+            for src in sorted(tier.rglob("*")):
+                rel = src.relative_to(tier)
+                # dot files are temporaries of a killed write; raw masks give way to cleaned ones
+                if src.is_file() and str(rel) not in BOOKKEEPING and rel.parts[0] != RAW_MASKS and not src.name.startswith("."):
+                    link(src, stage / rel)
+        if step["task"] == "volume_segmentation":
             from . import volumes
 
-            df = volumes.nnunet_layout(df, stage, plan, sums)
+            df = volumes.nnunet_layout(df, stage, step, sums)
         _csv(df, stage / "manifest.csv")
         _csv(quarantine.sort_values("case_id"), stage / "quarantine.csv")
-        if not duplicates.empty:
-            _csv(duplicates, stage / "qc" / "duplicates.csv")
-        if not near.empty:
-            _csv(near, stage / "qc" / "near_duplicates.csv")
+        for name, report in reports.items():
+            _csv(report, stage / "qc" / f"{name}.csv")
         (stage / "qc").mkdir(exist_ok=True)
-        qc.montage(df, stage, plan, stage / "qc" / "montage.png", len(quarantine))
-        info = _dataset_json(plan, df, quarantine, duplicates, warnings, fetch_records)
-        if not near.empty:
+        qc.montage(df, stage, step, stage / "qc" / "montage.png", len(quarantine))
+        info = _dataset_json(step, df, quarantine, reports.get("duplicates", pd.DataFrame()), warnings, fetch_records)
+        if "near_duplicates" in reports:
+            near = reports["near_duplicates"]
             info["counts"]["near_duplicate_pairs"] = len(near)
             info["counts"]["near_duplicate_conflicts"] = int(near["conflict"].astype(int).sum())
         _json(info["counts"], stage / "qc" / "stats.json")
@@ -78,7 +71,7 @@ def gather(plan: dict, shard_dirs: list[Path], out: Path, fetch_records: list[di
 
 
 def _concat(paths: list[Path], fields: list[str] | None = None) -> pd.DataFrame:
-    frames = [pd.read_csv(p, dtype=str, keep_default_na=False) for p in paths]
+    frames = [read_table(p) for p in paths]
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=fields or [])
 
@@ -121,7 +114,7 @@ def _dataset_json(plan, df, quarantine, duplicates, warnings, fetch_records) -> 
         "homepage": plan["homepage"],
         "labels": plan["labels"],
         "sources": [_source(plan, r) for r in fetch_records],
-        "curation": plan["curation"],
+        "options": {s: plan[s] for s in ("convert", "clean", "select", "split", "qc")},
         "counts": counts,
         "warnings": warnings,
         "medcurate_version": __version__,
@@ -138,23 +131,6 @@ def _source(plan: dict, record: dict) -> dict:
     if src.get("served_from"):
         keep["served_from"] = src["served_from"]
     return keep
-
-
-def _shard_sums(shard_dirs: list[Path]) -> dict[str, str]:
-    sums = {}
-    for shard in shard_dirs:
-        for line in (shard / SUMS).read_text(encoding="utf-8").splitlines():
-            digest, name = line.split("  ", 1)
-            sums[name] = digest
-    return sums
-
-
-def _link(src: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dest)
-    except OSError:  # another file system: copy instead
-        shutil.copyfile(src, dest)
 
 
 def _csv(df: pd.DataFrame, dest: Path) -> None:

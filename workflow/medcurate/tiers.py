@@ -1,0 +1,52 @@
+"""The files a step leaves in its tier folder (work/<dataset>/<step>/shard-<i>/) for the next one."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pandas as pd
+
+from .atomic import atomic_open, write_text
+
+PART = "part.csv"  # one row per case: manifest columns and the dataset module's facts
+SUMS = "files.sha256"  # digest of every file written, so no later step re-reads one to hash it
+QUARANTINE = "quarantine.csv"
+QUARANTINE_FIELDS = ["case_id", "patient_id", "source", "reason"]
+RAW_MASKS = "raw_masks"  # label maps before the clean step; results/ links the cleaned ones
+BOOKKEEPING = {PART, SUMS, QUARANTINE}
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A step table as written: every value a string (ids keep their leading zeros)."""
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def write_table(dest: Path, rows: list[dict], fields: list[str] | None = None) -> None:
+    """Rows as CSV, with every row's columns in first-seen order."""
+    if fields is None:
+        fields = []
+        for row in rows:
+            fields += [k for k in row if k not in fields]
+    with atomic_open(dest, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields or ["case_id"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_frame(df: pd.DataFrame, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(dest, "w", newline="", encoding="utf-8") as fh:
+        df.to_csv(fh, index=False, lineterminator="\n")
+
+
+def write_sums(dest: Path, sums: dict[str, str]) -> None:
+    write_text(dest, "".join(f"{digest}  {name}\n" for name, digest in sorted(sums.items())))
+
+
+def read_sums(path: Path) -> dict[str, str]:
+    sums = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        digest, name = line.split("  ", 1)
+        sums[name] = digest
+    return sums

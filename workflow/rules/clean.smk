@@ -1,0 +1,24 @@
+# Clean the label maps of one converted shard (2-D segmentation datasets). Masks the options leave
+# unchanged are hard-linked, so with cleaning off this step costs a link per case.
+
+
+rule clean_masks:
+    input:
+        f"{WORK}/{{dataset}}/converted/shard-{{shard}}",
+    output:
+        directory(f"{WORK}/{{dataset}}/cleaned/shard-{{shard}}"),
+    log:
+        f"{LOGS}/clean/{{dataset}}/shard-{{shard}}.log",
+    params:
+        slice=slice_of("clean"),
+    wildcard_constraints:
+        dataset=MASK_DATASETS,
+    threads: 1
+    resources:
+        # measured: one 13-Mpx mammogram label map decoded, cleaned and encoded at a time
+        mem_mb=lambda wc, attempt: 1000 * attempt,
+        runtime=lambda wc, attempt: 60 * attempt,
+    conda:
+        ENV
+    shell:
+        "python -m medcurate clean --slice {params.slice:q} --converted {input:q} --out {output:q} > {log:q} 2>&1"

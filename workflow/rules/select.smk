@@ -1,0 +1,21 @@
+# Select the curated subset: the exclusion rules, from the tables (and, for crude_shapes only,
+# the cleaned masks); one job per dataset.
+
+
+rule select_curated:
+    input:
+        tables,
+    output:
+        f"{WORK}/{{dataset}}/selected.csv",
+    log:
+        f"{LOGS}/select/{{dataset}}.log",
+    params:
+        slice=slice_of("select"),
+    threads: 1
+    resources:
+        mem_mb=lambda wc, attempt: 1000 * attempt,  # a table, and one mask at a time
+        runtime=lambda wc, attempt: 30 * attempt,
+    conda:
+        ENV
+    shell:
+        "python -m medcurate select --slice {params.slice:q} --tiers {input:q} --out {output:q} > {log:q} 2>&1"

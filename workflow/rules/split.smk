@@ -1,0 +1,22 @@
+# Split: duplicates, near-duplicates (when asked for), train/val/test by patient, the leakage check.
+
+
+rule split_dataset:
+    input:
+        selected=f"{WORK}/{{dataset}}/selected.csv",
+        tiers=near_duplicate_tiers,
+    output:
+        directory(f"{WORK}/{{dataset}}/split"),
+    log:
+        f"{LOGS}/split/{{dataset}}.log",
+    params:
+        slice=slice_of("split"),
+    threads: 1
+    resources:
+        mem_mb=lambda wc, attempt: 1000 * attempt,
+        runtime=lambda wc, attempt: 30 * attempt,
+    conda:
+        ENV
+    shell:
+        "python -m medcurate split --slice {params.slice:q} --selected {input.selected:q}"
+        " --tiers {input.tiers:q} --out {output:q} > {log:q} 2>&1"
