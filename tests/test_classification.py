@@ -452,3 +452,17 @@ def test_fuzz_kermany_paths_never_raise(parts):
     case = oct_.case_for(Path("/data", *parts))
     assert case.problem is None or isinstance(case.problem, CaseError)
     assert case.case_id and "/" not in case.case_id
+
+
+def test_a_column_read_under_its_alias_is_recorded_in_dataset_json(roots, tmp_path):
+    """A re-release whose metadata header says 'gender' builds, and dataset.json says so."""
+    import json
+
+    root = editable(roots, "isic2019", tmp_path)
+    meta = next(root.rglob(isic.METADATA))
+    header, rest = meta.read_text().split("\n", 1)
+    meta.write_text(header.replace(",sex", ",gender") + "\n" + rest)
+    build(root, copy.deepcopy(sample_plan("isic2019")), tmp_path / "work", tmp_path / "out")
+    info = json.loads((tmp_path / "out" / "dataset.json").read_text())
+    assert info["release_facts"] == {"column_aliases": {isic.METADATA: {"gender": "sex"}}}
+    assert "facts.json" not in (tmp_path / "out" / "SHA256SUMS").read_text()

@@ -39,7 +39,7 @@ def reduced(tmp_path_factory) -> Path:
 
 def command(workdir: Path, reduced: Path, *args) -> list[str]:
     return [snakemake_exe(), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-            "--workflow-profile", str(ROOT / "workflow" / "profiles" / "default"),
+            "--workflow-profile", str(ROOT / "profiles" / "default"),
             "--configfile", str(SAMPLE), str(reduced), *map(str, args)]
 
 

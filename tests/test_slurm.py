@@ -1,5 +1,5 @@
 """Part of the demo (one dataset per kind of job) through a real SLURM (single node on this machine,
-started by .ci/slurm.sh) with the shipped profile workflow/profiles/slurm: same SHA256SUMS as a
+started by .ci/slurm.sh) with the shipped profile profiles/slurm: same SHA256SUMS as a
 local run.
 
 Skipped only where the SLURM binaries are absent (`bash .ci/run` installs them: slurm-wlm, munge).
@@ -17,7 +17,7 @@ from conftest import ROOT, snakemake_exe
 
 pytestmark = pytest.mark.e2e
 SAMPLE = ROOT / "config" / "sample.yaml"
-PROFILE = ROOT / "workflow" / "profiles" / "slurm"
+PROFILE = ROOT / "profiles" / "slurm"
 SLURM_SH = ROOT / ".ci" / "slurm.sh"
 BINARIES = ("sbatch", "squeue", "srun", "slurmctld", "slurmd", "munged")
 

@@ -360,3 +360,20 @@ def test_patient_in_two_official_splits_fails_or_moves_wholly_to_test():
     assert list(df["split"]) == ["test", "test", "train"] and list(df["official_split"]) == ["train", "test", "train"]
     assert warnings == ["1 patient(s) in several official splits moved wholly to test: P_1"]
     splits.check_disjoint(df, "ds")
+
+
+def test_patient_ids_differing_by_case_or_whitespace_are_one_patient():
+    df = frame([
+        {"case_id": "c1", "patient_id": "P_00038", "pixel_sha256": "a" * 64},
+        {"case_id": "c2", "patient_id": " P_00038 ", "pixel_sha256": "b" * 64},
+        {"case_id": "c3", "patient_id": "p_00038", "pixel_sha256": "c" * 64},
+        {"case_id": "c4", "patient_id": "P_00039", "pixel_sha256": "d" * 64},
+    ])
+    step = {"id": "ds", "labels": {"classes": {"plane": ["Fetal brain"]}},
+            "split": {**CURATION, "dedupe": True, "near_duplicates": None}}
+    table, _, warnings = splits.split_dataset(df, step, [])
+    assert set(table.loc[table.case_id.isin(["c1", "c2", "c3"]), "patient_id"]) == {"P_00038"}
+    assert table.loc[table.case_id.isin(["c1", "c2", "c3"]), "split"].nunique() == 1
+    assert "1 patient id(s) had surrounding whitespace, removed" in warnings
+    assert any("letter case taken as one patient: P_00038/p_00038" in w for w in warnings)
+    assert set(df["patient_id"]) == {"P_00038", " P_00038 ", "p_00038", "P_00039"}  # the input is not changed

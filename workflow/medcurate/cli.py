@@ -7,6 +7,7 @@ catalogue.step_slice) and the files of the step before it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -82,16 +83,43 @@ def cmd_fetch(args) -> None:
 
 
 def _records(paths: list[str]) -> list[dict]:
-    return [_json_file(r, "fetch record") for r in paths or [] if r]
+    records = [_json_file(r, "fetch record") for r in paths]
+    for path, rec in zip(paths, records):
+        if not isinstance(rec.get("path"), str) or not isinstance(rec.get("name"), str):
+            raise MedcurateError(path, "not a valid fetch record (needs 'name' and 'path')")
+    return records
+
+
+@contextlib.contextmanager
+def _drop_damaged_downloads(record_paths: list[str], records: list[dict]):
+    """A download that turns out truncated or corrupt (or an error page) when opened is not cached
+    for good: without a checksum it is dropped, so the next run downloads it again. A hostile
+    archive (UnsafeArchiveError) is not: the same bytes would be refused again."""
+    from .errors import ArchiveError
+    from .fetch import forget
+
+    try:
+        yield
+    except ArchiveError as exc:
+        archive = Path((exc.path or "").split("!")[0])
+        for rec_path, rec in zip(record_paths, records):
+            if Path(rec["path"]).name == archive.name:
+                if forget(Path(rec["path"]), exc.reason, record=Path(rec_path)):
+                    raise ArchiveError(exc.path, f"{exc.reason}; the download was dropped, the next run downloads it again") from None
+                raise ArchiveError(exc.path, f"{exc.reason}; the download matched its checksum, so the published file "
+                                             "itself is damaged: report it to the publisher") from None
+        raise
 
 
 def cmd_unpack(args) -> None:
     from .unpack import unpack
 
     step = _slice(args, "unpack")
-    records = _records(args.records)
-    unpack([Path(r["path"]) for r in records], Path(args.dest), limits=_limits(step), nested=step["unpack"]["nested"],
-           fingerprints={r["name"]: r["sha256"] for r in records})
+    paths = [r for r in args.records if r]
+    records = _records(paths)
+    with _drop_damaged_downloads(paths, records):
+        unpack([Path(r["path"]) for r in records], Path(args.dest), limits=_limits(step), nested=step["unpack"]["nested"],
+               fingerprints={r["name"]: r["sha256"] for r in records})
     sources = [{k: v for k, v in r.items() if k != "path"} for r in records]
     _write_json(args.out, {"root": str(Path(args.dest).resolve()), "sources": sources})
 
@@ -100,7 +128,11 @@ def cmd_check_manual(args) -> None:
     from .manual import prepare
 
     step = _slice(args, "check_manual")
-    _write_json(args.out, prepare(step, _records(args.records), Path(args.dest), _limits(step)))
+    paths = [r for r in args.records or [] if r]
+    records = _records(paths)
+    with _drop_damaged_downloads(paths, records):
+        ready = prepare(step, records, Path(args.dest), _limits(step))
+    _write_json(args.out, ready)
 
 
 def _limits(step: dict):

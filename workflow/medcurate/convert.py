@@ -11,16 +11,18 @@ and results/ hard-links its images):
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
 from . import datasets, masks
+from .atomic import write_text
 from .errors import CaseError, MedcurateError
 from .images import pixel_digest, read_image, write_png
 from .rows import case_row, rel
-from .tiers import PART, QUARANTINE, QUARANTINE_FIELDS, RAW_MASKS, SUMS, write_sums, write_table
+from .tiers import FACTS, PART, QUARANTINE, QUARANTINE_FIELDS, RAW_MASKS, SUMS, write_sums, write_table
 
 log = logging.getLogger("medcurate.convert")
 
@@ -61,6 +63,8 @@ def convert_shard(root: Path, plan: dict, shard: int, n_shards: int, out: Path) 
             log.warning("quarantined %s: %s", case.case_id, reason)
             quarantined.append({"case_id": case.case_id, "patient_id": case.patient_id,
                                 "source": rel(case.image, root), "reason": reason})
+    if shard == 0 and (facts := getattr(module, "dataset_facts", None)):
+        write_text(out / FACTS, json.dumps(facts(root, plan), indent=1, sort_keys=True) + "\n")
     write_table(out / PART, rows)
     write_table(out / QUARANTINE, quarantined, QUARANTINE_FIELDS)
     write_sums(out / SUMS, sums)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from . import __version__, curation, qc
 from .atomic import atomic_dir, file_digest, link
-from .tiers import BOOKKEEPING, QUARANTINE, QUARANTINE_FIELDS, RAW_MASKS, SUMS, read_sums, read_table
+from .tiers import BOOKKEEPING, FACTS, QUARANTINE, QUARANTINE_FIELDS, RAW_MASKS, SUMS, read_sums, read_table
 
 log = logging.getLogger("medcurate.publish")
 
@@ -61,6 +61,8 @@ def publish(step: dict, tiers: list[Path], split_dir: Path, out: Path, fetch_rec
             near = reports["near_duplicates"]
             info["counts"]["near_duplicate_pairs"] = len(near)
             info["counts"]["near_duplicate_conflicts"] = int(near["conflict"].astype(int).sum())
+        if facts := [json.loads((d / FACTS).read_text(encoding="utf-8")) for d in tiers if (d / FACTS).is_file()]:
+            info["release_facts"] = facts[0]  # e.g. columns read under a documented alias
         _json(info["counts"], stage / "qc" / "stats.json")
         _json(info, stage / "dataset.json")
         _sha256sums(stage, sums)

@@ -13,8 +13,9 @@ PART = "part.csv"  # one row per case: manifest columns and the dataset module's
 SUMS = "files.sha256"  # digest of every file written, so no later step re-reads one to hash it
 QUARANTINE = "quarantine.csv"
 QUARANTINE_FIELDS = ["case_id", "patient_id", "source", "reason"]
+FACTS = "facts.json"  # facts about the release as a whole (module.dataset_facts), for dataset.json
 RAW_MASKS = "raw_masks"  # label maps before the clean step; results/ links the cleaned ones
-BOOKKEEPING = {PART, SUMS, QUARANTINE}
+BOOKKEEPING = {PART, SUMS, QUARANTINE, FACTS}
 
 
 def read_table(path: Path) -> pd.DataFrame:
