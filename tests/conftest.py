@@ -1,5 +1,7 @@
+import contextlib
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -146,3 +148,17 @@ def with_exclusions(out: Path, plan: dict) -> dict[str, dict]:
     table = tiers.read_table(out / tiers.PART)
     selected = curation.select(table, catalogue.step_slice(plan, "select") if "code" not in plan else plan, lambda rel: out / rel)
     return {r["case_id"]: r for r in selected.to_dict("records")}
+
+
+@contextlib.contextmanager
+def within(seconds: float = 10):
+    """A regression that loops fails here, by SIGALRM, instead of hanging the run."""
+    def stop(*_):
+        raise TimeoutError(f"still running after {seconds} s: a link loop or an endless walk")
+    old = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)

@@ -6,10 +6,8 @@ nothing is promoted; a walk that loops fails its test by a timer instead of hang
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import signal
 import stat
 import tarfile
 import warnings
@@ -19,25 +17,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from conftest import within
 from medcurate.datasets import files, find_one, index_files, junk_files
 from medcurate.errors import ManualDataError, MedcurateError, UnsafeArchiveError
 from medcurate.manual import _listing, placed_entries, placed_fingerprint, prepare
 from medcurate.unpack import Limits, unpack
 from medcurate.walk import walk
-
-
-@contextlib.contextmanager
-def within(seconds: float = 10):
-    """A regression that loops fails here, by SIGALRM, instead of hanging the run."""
-    def stop(*_):
-        raise TimeoutError(f"still running after {seconds} s: a link loop or an endless walk")
-    old = signal.signal(signal.SIGALRM, stop)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def make_zip(path: Path, members: list[tuple[str, bytes]], modes: dict[str, int] | None = None) -> Path:

@@ -1,14 +1,13 @@
 """The manual route of gated datasets: placed archives unpacked, placed folders linked (never
 copied or modified), downloads added, expected items found at any depth, clear instructions."""
 
-import contextlib
 import json
 import os
-import signal
 import time
 import zipfile
 
 import pytest
+from conftest import within
 from medcurate.atomic import file_digest
 from medcurate.datasets import files, find_one
 from medcurate.errors import ManualDataError, UnsafeArchiveError
@@ -134,20 +133,6 @@ def test_expected_items_may_be_patterns(tmp_path):
         prepare(_plan(manual, [{"path": "bcdr_*_img.csv"}]), [], tmp_path / "root2", Limits())
 
 
-@contextlib.contextmanager
-def _within(seconds):
-    """A walk that loops forever fails the test instead of hanging CI."""
-    def stop(*_):
-        raise TimeoutError(f"still walking after {seconds} s: a link loop was followed")
-    old = signal.signal(signal.SIGALRM, stop)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
-
 def _placed(tmp_path):
     manual = tmp_path / "manual"
     (manual / "AllDICOMs" / "sub").mkdir(parents=True)
@@ -227,7 +212,7 @@ def test_placed_fingerprint_refuses_link_loops_naming_the_link(tmp_path, loop):
     else:
         link = sub / "home"
         link.symlink_to(manual)
-    with _within(10), pytest.raises(ManualDataError) as err:
+    with within(10), pytest.raises(ManualDataError) as err:
         placed_fingerprint(manual)
     assert err.value.path in {str(link), str(link.with_name("b"))}
     assert "symbolic link" in err.value.reason and "loop" in err.value.reason
