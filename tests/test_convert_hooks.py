@@ -125,3 +125,22 @@ def test_read_text_drops_a_bom_and_names_an_undecodable_file(tmp_path):
     assert err.value.path == str(path)
     with pytest.raises(MedcurateError, match="not UTF-8 text"):
         datasets.read_text(path)
+
+
+def test_a_memory_error_quarantines_that_case_only(tmp_path, monkeypatch):
+    """One image too large for the job's memory must not take the dataset down with it."""
+    images = [_png(tmp_path / "in" / f"{n}.png", np.full((4, 4), 9)) for n in ("a", "b")]
+    cases = [Case("a", "p1", images[0]), Case("b", "p2", images[1])]
+
+    def load_image(case, plan):
+        if case.case_id == "a":
+            raise MemoryError
+        return np.full((4, 4), 9, np.uint8)
+
+    module = SimpleNamespace(cases=lambda root, plan: cases, load_image=load_image)
+    monkeypatch.setattr(datasets, "load", lambda name: module)
+    plan = {**_plan("classification"), "labels": {"classes": {}}}
+    assert convert.convert_shard(tmp_path / "in", plan, 0, 1, tmp_path / "out") == {"converted": 1, "quarantined": 1}
+    quarantine = (tmp_path / "out" / "quarantine.csv").read_text()
+    assert 'a,p1,a.png,"out of memory while converting this case (raise the convert rule\'s mem_mb' in quarantine
+    assert (tmp_path / "out" / "images" / "b.png").is_file() and not (tmp_path / "out" / "images" / "a.png").exists()
