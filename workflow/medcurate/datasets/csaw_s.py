@@ -32,6 +32,7 @@ from PIL import Image
 from ..errors import CaseError, MedcurateError
 from ..images import read_image
 from ..masks import compose
+from ..walk import walk
 from . import Case, find_one
 
 log = logging.getLogger("medcurate.csaw_s")
@@ -86,7 +87,7 @@ def _case(patient: str, image: Path, maps: Path, subset: str, split: str, annota
 
 def _image_dirs(root: Path) -> tuple[Path, Path]:
     """The two folders called anonymized_dataset: the test one sits below test_data/."""
-    found = sorted(Path(d) for d, _, _ in os.walk(root, followlinks=True) if Path(d).name == "anonymized_dataset")
+    found = sorted(Path(d) for d, _, _ in walk(root) if Path(d).name == "anonymized_dataset")  # loops refused
     test = [d for d in found if d.parent.name == "test_data"]
     train = [d for d in found if d.parent.name != "test_data"]
     if len(train) != 1 or len(test) != 1:
