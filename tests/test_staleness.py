@@ -98,10 +98,13 @@ def test_a_selection_rule_reruns_select_split_publish(repo):
 
 
 def test_a_cleaning_option_reruns_from_clean_and_decodes_no_source_image(repo):
-    options(repo, "inbreast", "clean", min_component_area=4, fill_holes=True)
+    # 3-px point disks (29 px) go: masks change, so the cleaned masks are decoded, edited, re-encoded
+    options(repo, "inbreast", "clean", min_component_area=40, fill_holes=True)
     repo.change({"clean_masks": 1, "select_curated": 1, "split_dataset": 1, "publish_dataset": 1})
     log = (repo.run / "logs" / "clean" / "inbreast" / "shard-0.log").read_text()
-    assert "changed by cleaning" in log
+    assert int(re.search(r"(\d+) changed by cleaning", log)[1]) > 0
+    manifest = (repo.run / "results" / "inbreast" / "manifest.csv").read_text()
+    assert ":removed_small:" in manifest
 
 
 def test_a_fix_in_a_dataset_module_reruns_that_dataset_from_convert(repo):

@@ -29,7 +29,7 @@ def clean_shard(converted: Path, step: dict, out: Path) -> dict:
         row["mask"] = f"masks/{Path(raw).name}"
         mask, actions = None, []
         if masks.active(options):
-            mask = read_image(converted / raw, "keep")
+            mask = read_image(converted / raw, "keep").copy()  # writable: masks.clean edits it in place
             mask, actions = masks.clean(mask, mask.shape, values, options, converted / raw)
         if actions:
             sums[row["mask"]] = write_png(mask, out / row["mask"], step["png_compress_level"])
