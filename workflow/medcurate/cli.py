@@ -173,7 +173,7 @@ def cmd_publish(args) -> None:
 
     step = _slice(args, "publish")
     ready = _ready(args.ready)
-    publish(step, [Path(t) for t in args.tiers], Path(args.split), Path(args.out), ready["sources"])
+    publish(step, [Path(t) for t in args.tiers], Path(args.split), Path(args.out), ready["sources"], args.threads)
 
 
 def cmd_reclaim(args) -> None:
@@ -232,7 +232,8 @@ def parser() -> argparse.ArgumentParser:
          ("--selected", required), ("--tiers", {"nargs": "*", "default": [], "help": "tiers with images and masks, for the near-duplicate check"}),
          ("--out", required))
     step("publish", cmd_publish, "write the results folder of the output contract",
-         ("--ready", required), ("--tiers", {"nargs": "+", "required": True}), ("--split", required), ("--out", required))
+         ("--ready", required), ("--tiers", {"nargs": "+", "required": True}), ("--split", required), ("--out", required),
+         ("--threads", {"type": int, "default": 1, "help": "QC tiles decoded at once"}))
 
     s = sub.add_parser("reclaim", help="remove finished tiers (unpacked, converted, cleaned) and say what that frees")
     s.add_argument("paths", nargs="*")

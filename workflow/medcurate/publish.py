@@ -23,7 +23,7 @@ SEG = ["mask_source", "mask_labels", "mask_area_fraction", "mask_components", "m
 END = ["pixel_sha256", "curated", "exclusion"]
 
 
-def publish(step: dict, tiers: list[Path], split_dir: Path, out: Path, fetch_records: list[dict]) -> dict:
+def publish(step: dict, tiers: list[Path], split_dir: Path, out: Path, fetch_records: list[dict], threads: int = 1) -> dict:
     """``tiers``: the converted shard folders, then the cleaned ones (whose masks/ win)."""
     ds = step["id"]
     df = read_table(split_dir / "table.csv")
@@ -55,7 +55,7 @@ def publish(step: dict, tiers: list[Path], split_dir: Path, out: Path, fetch_rec
         for name, report in reports.items():
             _csv(report, stage / "qc" / f"{name}.csv")
         (stage / "qc").mkdir(exist_ok=True)
-        qc.montage(df, stage, step, stage / "qc" / "montage.png", len(quarantine))
+        qc.montage(df, stage, step, stage / "qc" / "montage.png", len(quarantine), threads)
         info = _dataset_json(step, df, quarantine, reports.get("duplicates", pd.DataFrame()), warnings, fetch_records)
         if "near_duplicates" in reports:
             near = reports["near_duplicates"]

@@ -4,6 +4,7 @@ for volumes each case's axial slice where its label is largest, with the overlay
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -19,25 +20,29 @@ PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (245, 13
            (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)]
 
 
-def montage(df: pd.DataFrame, folder: Path, plan: dict, dest: Path, quarantined: int = 0) -> None:
-    """A caption with the curation counts (per exclusion reason), then sample tiles."""
+def montage(df: pd.DataFrame, folder: Path, plan: dict, dest: Path, quarantined: int = 0, threads: int = 1) -> None:
+    """A caption with the curation counts (per exclusion reason), then sample tiles. Tiles are
+    decoded ``threads`` at a time (Pillow releases the GIL while inflating: 24 full-size 16-bit
+    mammograms take 5 s on one core); the sheet is the same whatever the count."""
     curated = df[df["curated"] == 1].sort_values("case_id")
     n = plan["qc"]["qc_samples"]
     font = ImageFont.load_default()
-    if plan["task"] in ("segmentation", "volume_segmentation"):
-        picks = curated[curated["mask_labels"] != ""].head(n)
-        overlay = _volume_overlay if plan["task"] == "volume_segmentation" else _overlay
-        tiles = [(overlay(folder, row, plan), row.case_id) for row in picks.itertuples()]
-        rows = [tiles[i:i + 6] for i in range(0, len(tiles), 6)]
-    else:
-        column = next(iter(plan["labels"]["classes"]))
-        classes = plan["labels"]["classes"][column]
-        per_class = max(1, math.ceil(n / len(classes)))
-        rows = []
-        for value in classes:
-            picks = curated[curated[column] == value].head(per_class)
-            rows.append([(_thumb(Image.fromarray(_rgb(_pixels(folder / r.image)).astype(np.uint8))), f"{value}")
-                         for r in picks.itertuples()])
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        if plan["task"] in ("segmentation", "volume_segmentation"):
+            picks = curated[curated["mask_labels"] != ""].head(n)
+            overlay = _volume_overlay if plan["task"] == "volume_segmentation" else _overlay
+            tiles = list(zip(pool.map(lambda row: overlay(folder, row, plan), picks.itertuples()), picks["case_id"]))
+            rows = [tiles[i:i + 6] for i in range(0, len(tiles), 6)]
+        else:
+            column = next(iter(plan["labels"]["classes"]))
+            classes = plan["labels"]["classes"][column]
+            per_class = max(1, math.ceil(n / len(classes)))
+            rows = []
+            for value in classes:
+                picks = curated[curated[column] == value].head(per_class)
+                thumbs = pool.map(lambda r: _thumb(Image.fromarray(_rgb(_pixels(folder / r.image)).astype(np.uint8))),
+                                  picks.itertuples())
+                rows.append([(tile, f"{value}") for tile in thumbs])
     caption = _caption(df, plan, quarantined)
     top = LABEL_H * len(caption) + 4
     cols = max([len(r) for r in rows] + [6])

@@ -23,9 +23,8 @@ def resolve_duplicates(df: pd.DataFrame, label_columns: list[str]) -> pd.DataFra
     copies disagree on labels (or masks), exclude all of them. Returns one row per duplicate."""
     report = []
     keys = [c for c in label_columns + ["mask_sha256"] if c in df.columns]
-    for digest, group in df.groupby("pixel_sha256", sort=True):
-        if len(group) < 2:
-            continue
+    copies = df[df["pixel_sha256"].duplicated(keep=False)]  # looping over every unique image costs seconds at 100k
+    for digest, group in copies.groupby("pixel_sha256", sort=True):
         ids = sorted(group["case_id"])
         conflicting = group[keys].drop_duplicates().shape[0] > 1
         for idx, row in group.sort_values("case_id").iterrows():
@@ -52,7 +51,8 @@ def patient_groups(df: pd.DataFrame) -> dict[str, str]:
             p = parent[p]
         return p
 
-    for _, group in df.groupby("pixel_sha256"):
+    copies = df[df["pixel_sha256"].duplicated(keep=False)]
+    for _, group in copies.groupby("pixel_sha256"):
         patients = sorted(set(group["patient_id"]))
         for other in patients[1:]:
             a, b = find(patients[0]), find(other)
@@ -87,8 +87,9 @@ def assign(df: pd.DataFrame, dataset: str, curation: dict) -> list[str]:
                 warnings.append(f"{len(moved)} patient(s) in several official splits moved wholly to test: {', '.join(moved[:20])}"
                                 + (" ..." if len(moved) > 20 else ""))
         # Linked patients (identical images) whose official splits differ are reported.
-        linked = df.assign(group=df["patient_id"].map(groups)).groupby("group")
-        for _, members in linked:
+        linked = df.assign(group=df["patient_id"].map(groups))
+        shared = linked.groupby("group")["patient_id"].transform("nunique") > 1
+        for _, members in linked[shared].groupby("group"):
             patients, found = sorted(set(members["patient_id"])), sorted(set(members["split"]))
             if len(patients) > 1 and len(found) > 1:
                 warnings.append(f"patients {', '.join(patients)} share identical images but sit in splits {'/'.join(found)}")

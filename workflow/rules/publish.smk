@@ -23,17 +23,18 @@ rule publish_dataset:
     params:
         slice=slice_of("publish"),
         out=lambda wc: f"{OUT}/{wc.dataset}",
-    threads: 1
+    threads: 2  # the QC montage decodes its sample images two at a time
     resources:
-        # measured: 132 MB peak RSS and 5 s for 12,400 PNGs, 396 MB and 18 s for 320 mammograms;
-        # doubled on a retry.
+        # measured (bench/): 107 MB peak RSS for 12,400 PNGs, 157 MB for 320 mammograms (whose
+        # 24 QC samples take most of its 6 s on one core); doubled on a retry.
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=lambda wc, attempt: 60 * attempt,
     conda:
         ENV
     shell:
         "python -m medcurate publish --slice {params.slice:q} --ready {input.ready:q}"
-        " --tiers {input.converted:q} {input.cleaned:q} --split {input.split:q} --out {params.out:q} > {log:q} 2>&1"
+        " --tiers {input.converted:q} {input.cleaned:q} --split {input.split:q} --out {params.out:q}"
+        " --threads {threads} > {log:q} 2>&1"
 
 
 # Free the tiers a finished build no longer needs: the unpacked archives and the converted and
