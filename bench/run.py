@@ -566,8 +566,8 @@ def markdown(data: Path) -> str:
         lines.append(f"| {NAMES[w]}{f' at {rev}' if rev else ''} | {r['images']:,} | {m['wall']:.1f} s, {m['cpu']:.0f} s | {f['wall']:.1f} s, {f['cpu']:.0f} s "
                      f"| **{m['wall'] / f['wall']:.2f}x** | {m['cpu'] / f['cpu']:.2f}x "
                      f"| {m['foreign_cores']:.2f}, {f['foreign_cores']:.2f} cores | {c.get('git_head', '?')}"
-                     f"{' + ' + str(c['uncommitted_files']) + ' uncommitted files' if c.get('uncommitted_files') else ''}"
-                     f"{''.join(' + ' + x for x in c.get('patches', []))} |")
+                     f"{' + ' + str(c['uncommitted_files']) + ' uncommitted' if c.get('uncommitted_files') else ''}"
+                     f"{''.join(' + ' + x for x in c.get('patches', []))} (snapshot {c.get('digest', '?')[:8]}) |")
     lines += ["", ("| set | change | jobs scheduled (dry-run) | wall | % of full build | target | CPU | convert jobs "
                    "| others' load | baseline restored |"),
               "|---|---|---|---:|---:|---|---:|---:|---:|---|"]
