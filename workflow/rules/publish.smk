@@ -25,8 +25,8 @@ rule publish_dataset:
         out=lambda wc: f"{OUT}/{wc.dataset}",
     threads: 2  # the QC montage decodes its sample images two at a time
     resources:
-        # measured (bench/): 107 MB peak RSS for 12,400 PNGs, 157 MB for 320 mammograms (whose
-        # 24 QC samples take most of its 6 s on one core); doubled on a retry.
+        # measured (bench/): 111 MB peak RSS for 12,400 PNGs, 216 MB for 320 mammograms (whose 24
+        # QC samples, decoded on two threads, take most of its 3 s); doubled on a retry.
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=lambda wc, attempt: 60 * attempt,
     conda:
