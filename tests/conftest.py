@@ -146,7 +146,7 @@ def with_exclusions(out: Path, plan: dict) -> dict[str, dict]:
     from medcurate import catalogue, curation, tiers
 
     table = tiers.read_table(out / tiers.PART)
-    selected = curation.select(table, catalogue.step_slice(plan, "select") if "code" not in plan else plan, lambda rel: out / rel)
+    selected = curation.select(table, catalogue.step_slice(plan, "select"), lambda rel: out / rel)
     return {r["case_id"]: r for r in selected.to_dict("records")}
 
 

@@ -2,7 +2,6 @@
 series, patient x phase cases, the sample's layout and the zip-bomb quirk, and the conversion."""
 
 import copy
-import csv
 import io
 import shutil
 import zipfile

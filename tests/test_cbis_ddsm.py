@@ -17,7 +17,7 @@ import pytest
 from conftest import build, prepared, sample_plan
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from medcurate.convert import convert_shard, enumerate_cases
+from medcurate.convert import enumerate_cases
 from medcurate.datasets import cbis_ddsm as cb
 from medcurate.errors import CaseError, MedcurateError
 from medcurate.samples import cbis_ddsm as sample

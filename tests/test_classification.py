@@ -19,7 +19,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from medcurate import samples, splits
 from medcurate.atomic import file_digest
-from medcurate.convert import convert_shard
 from medcurate.datasets import chestxray14 as cxr
 from medcurate.datasets import isic2019 as isic
 from medcurate.datasets import kermany_oct as oct_

@@ -3,6 +3,7 @@ reason, never a traceback; an unpinned download that turns out damaged is droppe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -105,8 +106,6 @@ def _fetch(tmp_path: Path, server, pinned: bool):
     data = (ROOT / "workflow" / "sample-mirror" / "african_fetal_planes" / "Zenodo_dataset.tar.xz").read_bytes()
     damaged = data[: len(data) // 2] + b"\0" * (len(data) - len(data) // 2)  # right size, broken stream
     server.routes["/Zenodo_dataset.tar.xz"] = {"data": damaged}
-    import hashlib
-
     source = {"name": "Zenodo_dataset.tar.xz", "url": server.url("/Zenodo_dataset.tar.xz")}
     if pinned:
         source["sha256"] = hashlib.sha256(damaged).hexdigest()  # the publisher's file itself is damaged

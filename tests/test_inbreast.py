@@ -2,7 +2,6 @@
 rasterised to the XML's own Area, the sample release converts to the documented label maps and
 curated subset, and every bad input gives an error naming the file and the reason."""
 
-import csv
 import plistlib
 import shutil
 import zipfile

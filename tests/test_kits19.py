@@ -3,8 +3,6 @@ RAS+ with every voxel in its place, lossless int16 imaging, the spacing cross-ch
 hand-placed repository clone."""
 
 import copy
-import csv
-import io
 import json
 import logging
 import shutil
