@@ -239,6 +239,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("paths", nargs="*")
     s.set_defaults(func=cmd_reclaim)
 
+    s = sub.add_parser("plan", help="what a run will download, unpack and write, where, and whether it fits (docs/plan.md)")
+    s.add_argument("--configfile", action="append", help="config files layered over config/config.yaml, as snakemake's")
+    s.add_argument("--config", nargs="+", metavar="KEY=VALUE", help="overrides, as snakemake's --config (YAML values)")
+    s.add_argument("--online", action="store_true", help="ask each server for the sizes the catalogue does not pin (HEAD)")
+    s.add_argument("--timeout", type=float, default=10.0, help="seconds per HEAD request (default 10)")
+    s.set_defaults(func=lambda args: __import__("medcurate.plan").plan.cmd_plan(args))
+
     s = sub.add_parser("samples", help="write the sample mirror and print its sha256 pins")
     s.add_argument("--out", default="workflow/sample-mirror")
     s.add_argument("datasets", nargs="*")
@@ -250,9 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        args.func(args)
+        return args.func(args) or 0  # `plan` returns 2 when a dataset would not fit
     except MedcurateError as exc:
         log.error("%s", exc)
         print(f"medcurate {args.command}: error: {exc}", file=sys.stderr)
         return 1
-    return 0

@@ -147,6 +147,34 @@ from medcurate.lock import RunLock as _RunLock
 
 _RUN_LOCK = None
 
+# --- Free space before the first job, a line per dataset after the last (medcurate/plan.py) ------
+# Checked in onstart (main process, DAG built, nothing run yet): only the jobs this run will
+# execute count, and nothing is written, so free space never re-runs a step. Off with
+# --config space_check=false or MEDCURATE_SPACE_CHECK=0.
+import time as _time
+
+from medcurate import plan as _plan
+
+_RUN_START = _time.time()
+
+
+def _check_space():
+    from snakemake.exceptions import WorkflowError
+
+    if not _plan.check_enabled(CONFIG):
+        return
+    jobs = [(j.rule.name, dict(j.wildcards.items())) for j in workflow.dag.needrun_jobs()]
+    refused = _plan.refusals(CONFIG, CATALOGUE, PLANS, jobs)
+    if refused:
+        raise WorkflowError("not enough free space; nothing was downloaded or written:\n  " + "\n  ".join(refused)
+                            + "\nFree space or point the folder elsewhere (medcurate plan shows the figures); "
+                            "to run anyway: --config space_check=false or MEDCURATE_SPACE_CHECK=0")
+
+
+def _summary():
+    for line in _plan.summary(CONFIG, _RUN_START):
+        print(f"medcurate: {line}", file=sys.stderr)
+
 
 onstart:
     global _RUN_LOCK
@@ -159,13 +187,16 @@ onstart:
             _RUN_LOCK.acquire()
         except MedcurateError as exc:
             raise WorkflowError(str(exc)) from None
+        _check_space()
 
 
 onsuccess:
     if _RUN_LOCK is not None:
         _RUN_LOCK.release()
+    _summary()
 
 
 onerror:
     if _RUN_LOCK is not None:
         _RUN_LOCK.release()
+    _summary()
