@@ -131,7 +131,8 @@ def _resolve_sources(entry: dict, config: dict) -> list[dict]:
     mirror = config.get("sample_mirror")
     sources = []
     for src in entry["sources"]:
-        src = {k: v for k, v in src.items() if v is not None}
+        # approx_size is the plan's (medcurate/plan.py), not a download's: kept out of every slice
+        src = {k: v for k, v in src.items() if v is not None and k != "approx_size"}
         src["catalogue_url"] = src["url"]
         if mirror:
             key = f"{entry['id']}/{src['name']}"

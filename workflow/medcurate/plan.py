@@ -42,12 +42,18 @@ class Figure:
     how: str
     exact: bool = True
 
-    def __add__(self, other: Figure) -> Figure:
-        if self.bytes is None or other.bytes is None:
-            known = self if other.bytes is None else other
-            return Figure(known.bytes, "partly unknown", False)
-        how = self.how if self.how == other.how or not other.bytes else other.how if not self.bytes else "mixed"
-        return Figure(self.bytes + other.bytes, how, self.exact and other.exact)
+    @staticmethod
+    def total(figs: Iterable[Figure]) -> Figure:
+        """The sum; unknown if every part is, else the known parts, marked partly unknown."""
+        figs = list(figs)
+        known = [f for f in figs if f.bytes is not None]
+        if not figs:
+            return Figure(0, "nothing")
+        if not known:
+            return Figure(None, "unknown", False)
+        hows = {f.how for f in known}
+        how = "partly unknown" if len(known) < len(figs) else hows.pop() if len(hows) == 1 else "mixed"
+        return Figure(sum(f.bytes for f in known), how, all(f.exact for f in figs))
 
     def text(self) -> str:
         if self.bytes is None:
@@ -209,15 +215,17 @@ def estimate(plan: dict, entry: dict, dirs: dict[str, Path], online: bool = Fals
     notes = [] if entry.get("disk") else ["no disk ratios in the catalogue entry: default ratios"]
     nested = plan["unpack"].get("nested", True)
 
-    sources, download, listed, local_files = [], Figure(0, "none"), 0, []
+    sources, local_files = [], []
     for src in plan["sources"]:
         cached = res / "downloads" / ds / src["name"]
         fig = source_size({**src, "approx_size": approx.get(src["name"])}, cached, online, timeout)
         sources.append((src["name"], fig, cached.is_file()))
-        download = download + fig
         local = cached if cached.is_file() else _local(src["url"])
         local_files.append((local, src["name"]) if local is not None and local.is_file() else (None, src["name"]))
 
+    download = Figure.total(fig for _, fig, _ in sources)
+    if download.bytes is None and disk.get("download") is not None:
+        download = Figure(int(disk["download"]), "publisher (approx., all files)", False)
     placed = None
     files = len(plan["sources"])
     if plan["access"]["mode"] == "manual":
@@ -247,7 +255,7 @@ def estimate(plan: dict, entry: dict, dirs: dict[str, Path], online: bool = Fals
         if local_files and all(s is not None for s in sizes):
             unpacked = Figure(sum(sizes), "listed from the archives")
         else:
-            base = download if placed is None else download + placed
+            base = download if placed is None else Figure.total([download, placed])
             unpacked = _scaled(base, disk["unpacked_ratio"], "unpacked_ratio")
 
     # Converted and cleaned tiers, and what results/ adds: a finished build's, else ratios.
@@ -307,6 +315,8 @@ def still_to_write(est: Estimate, dirs: dict[str, Path], running: set[str] | Non
             part = res / "downloads" / ds / f"{name}.part"
             have = part.stat().st_size if part.is_file() else 0
             need["download"] += max(0, (fig.bytes or 0) - have)
+        if not any(fig.bytes for _, fig, _ in est.sources) and not any(c for *_, c in est.sources):
+            need["download"] = est.download.bytes or 0  # only a total is known (catalogue disk.download)
     for tier in ("unpacked", "work", "results"):
         if tier in running:
             need[tier] = getattr(est, tier).bytes or 0
@@ -408,7 +418,7 @@ def render(config: dict, ests: list[Estimate]) -> str:
         lines.append(f"  work tiers  {e.work.text():>10}  {e.work.how}")
         lines.append(f"  results     {e.results.text():>10}  {e.results.how}")
         lines += [f"  note: {n}" for n in e.notes]
-    total = {t: sum((getattr(e, t) for e in ests), Figure(0, "none")) for t in TIERS}
+    total = {t: Figure.total(getattr(e, t) for e in ests) for t in TIERS}
     lines.append("")
     lines.append("total: " + ", ".join(f"{t} {total[t].text()}" for t in TIERS))
     needs = [(e.id, still_to_write(e, dirs)) for e in ests]

@@ -1,0 +1,256 @@
+"""`medcurate plan` and the free-space check (medcurate/plan.py): the plan's figures against the
+sample mirror's real files, archive listings against real unpacking, sizes a real HTTP server
+gives, folders on one small tmpfs counted together, and (e2e) snakemake refusing a dataset that
+cannot fit before any download, its override, and the summary line per dataset."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT, snakemake_exe
+
+from medcurate import catalogue, plan
+
+SAMPLE = ROOT / "config" / "sample.yaml"
+MIRROR = ROOT / "workflow" / "sample-mirror"
+
+
+def _sample(datasets=None, **over):
+    raw = yaml.safe_load(SAMPLE.read_text())
+    raw.update(over)
+    if datasets:
+        raw["datasets"] = datasets
+    config = catalogue.load_config(raw, ROOT)
+    entries = catalogue.load_catalogue(config)
+    return config, entries, {ds: catalogue.plan(entries[ds], config) for ds in config["datasets"]}
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # resources/, work/, results/ are relative to where a run starts
+    return tmp_path
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """small_fs(path, size): a real size-limited tmpfs mounted at ``path`` (root with CAP_SYS_ADMIN, as in CI)."""
+    mounted = []
+
+    def mount(path: Path, size: str) -> Path:
+        path.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a size-limited tmpfs here ({proc.stderr.strip()}): needs root with CAP_SYS_ADMIN")
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in mounted:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_sample_download_figures_are_the_mirror_files(in_tmp):
+    """Every byte of the sample mirror is a download or a placed file of exactly one dataset, and
+    the plan says so exactly (no '~')."""
+    config, entries, plans = _sample()
+    ests = plan.estimates(config, entries, plans)
+    total = 0
+    for e in ests:
+        folder = MIRROR / e.id
+        downloads = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+        assert (e.download.bytes, e.download.exact) == (downloads, True), e.id
+        for name, fig, cached in e.sources:
+            assert (fig.bytes, fig.how, cached) == ((folder / name).stat().st_size, "file", False)
+        if (folder / "manual").is_dir():
+            placed = sum(f.stat().st_size for f in (folder / "manual").rglob("*") if f.is_file())
+            assert (e.placed.bytes, e.placed.how, e.placed.exact) == (placed, "placed", True), e.id
+            total += placed
+        total += downloads
+    assert total == sum(f.stat().st_size for f in MIRROR.rglob("*") if f.is_file())
+
+
+@pytest.mark.parametrize("dataset", ["acdc", "mias", "stare", "fetal_head_biometry", "african_fetal_planes"])
+def test_listed_unpacked_size_is_what_unpacking_writes(dataset, in_tmp, tmp_path):
+    """zip central directories, plain and compressed tars, nested zips (replaced by their members)."""
+    from medcurate.unpack import unpack
+
+    config, entries, plans = _sample([dataset])
+    est = plan.estimates(config, entries, plans)[0]
+    assert est.unpacked.how == "listed from the archives" and est.unpacked.exact
+    dest = tmp_path / "unpacked"
+    unpack(sorted(p for p in (MIRROR / dataset).iterdir() if p.is_file()), dest)
+    marker = (dest / ".medcurate-unpack.json").stat().st_size  # unpack's own record, not the release
+    assert est.unpacked.bytes == plan.tree_bytes(dest)[0] - marker
+
+
+def test_real_catalogue_figures_are_marked_estimates(in_tmp):
+    config = catalogue.load_config({"datasets": ["fetal_planes_db", "chestxray14", "inbreast", "chase_db1"]}, ROOT)
+    entries = catalogue.load_catalogue(config)
+    plans = {ds: catalogue.plan(entries[ds], config) for ds in config["datasets"]}
+    fetal, cxr, inbreast, chase = plan.estimates(config, entries, plans)
+    assert (fetal.download.bytes, fetal.download.exact, fetal.download.text()) == (2_100_000_000, False, "~2.1 GB")
+    assert fetal.unpacked.bytes == int(2_100_000_000 * 1.05) and "unpacked_ratio" in fetal.unpacked.how
+    assert cxr.download.bytes == 42_000_000_000 and "all files" in cxr.download.how  # only a total is stated
+    assert inbreast.placed.bytes == 11_100_000_000 and not inbreast.placed.exact
+    assert chase.download.bytes is None and chase.download.text() == "?"
+    assert plan.still_to_write(cxr, plan.folders(config))["download"] == 42_000_000_000
+    # approx_size is the plan's: no step's slice carries it, so adding one re-runs nothing
+    for ds, p in plans.items():
+        for step in ("fetch", "publish"):
+            names = [s["name"] for s in p["sources"]] or [None]
+            assert "approx_size" not in json.dumps(catalogue.step_slice(p, step, names[0])), (ds, step)
+
+
+def test_every_entry_records_disk_ratios():
+    for path in sorted((ROOT / "config" / "datasets").glob("*.yaml")):
+        entry = catalogue.load_entry(path)
+        assert {"unpacked_ratio", "work_ratio"} <= set(entry.get("disk", {})), path.name
+
+
+@pytest.fixture
+def http_folder(tmp_path):
+    """A real HTTP server (the standard library's, which answers HEAD) on 127.0.0.1 serving a folder."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    handler = functools.partial(_Quiet, directory=str(folder))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield folder, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def test_online_sizes_come_from_the_servers_content_length(http_folder, tmp_path):
+    folder, base = http_folder
+    (folder / "a.zip").write_bytes(os.urandom(12_345))
+    cached = tmp_path / "downloads" / "a.zip"
+    src = {"name": "a.zip", "url": f"{base}/a.zip", "approx_size": 10_000}
+    assert plan.source_size(src, cached, online=False, timeout=5) == plan.Figure(10_000, "publisher (approx.)", False)
+    assert plan.source_size(src, cached, online=True, timeout=5) == plan.Figure(12_345, "Content-Length")
+    gone = {**src, "url": f"{base}/missing.zip"}
+    assert plan.source_size(gone, cached, online=True, timeout=5).how == "publisher (approx.)"  # 404: not a size
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"x" * 7)
+    assert plan.source_size(src, cached, online=True, timeout=5) == plan.Figure(7, "downloaded")
+
+
+def test_a_partial_download_counts_only_what_is_left(in_tmp):
+    config, entries, plans = _sample(["acdc"])
+    dirs = plan.folders(config)
+    est = plan.estimates(config, entries, plans)[0]
+    full = plan.still_to_write(est, dirs)["download"]
+    part = dirs["resources_dir"] / "downloads" / "acdc" / "ACDC.zip.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"x" * 1000)
+    assert plan.still_to_write(est, dirs)["download"] == full - 1000
+
+
+def test_folders_on_one_file_system_are_counted_together(in_tmp, small_fs):
+    """resources_dir and work_dir on one 2 MB tmpfs, output_dir elsewhere: each dataset is admitted
+    if it fits beside those before it; a refusal names both folders and the numbers."""
+    fs = small_fs(in_tmp / "small", "2m")
+    dirs = {"resources_dir": fs / "resources", "work_dir": fs / "work", "output_dir": in_tmp / "results"}
+    free = plan.free_bytes(fs)
+    assert free == 2 * 2**20
+    need = {"download": 600_000, "unpacked": 300_000, "work": 400_000, "results": 5_000_000}
+    short = plan.shortfalls([("a", need), ("b", need), ("c", {"download": 100_000})], dirs)
+    assert [s.dataset for s in short] == ["b"]  # a fits (1.3 MB of 2.1), b does not beside it, c does
+    msg = short[0].message()
+    assert f"resources_dir '{fs / 'resources'}' and work_dir '{fs / 'work'}' (one file system)" in msg
+    assert "needs 1.3 MB more (download 600.0 kB, unpacked 300.0 kB, work 400.0 kB)" in msg
+    assert f"has {plan.human(free - 1_300_000)} free" in msg
+    assert "output_dir" not in msg  # results go to another file system with room
+
+
+def test_cli_plan_prints_each_dataset_and_the_free_space(in_tmp, small_fs):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow")}
+    cmd = [sys.executable, "-m", "medcurate", "plan", "--configfile", str(SAMPLE), "--config", "datasets=[acdc,drive]"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "acdc: sample mirror (1 download(s))" in out
+    assert "drive: sample mirror (placed: training/images/, training/1st_manual/, test/images/)" in out
+    acdc_zip = (MIRROR / "acdc" / "ACDC.zip").stat().st_size
+    assert f"ACDC.zip: {plan.human(acdc_zip)} (file)" in out
+    assert "free" in out and "every dataset fits" in out
+    # the same on a 32 kB tmpfs: refused, exit status 2, unless the check is turned off
+    small_fs(in_tmp / "resources", "32k")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2 and "REFUSED acdc: does not fit: resources_dir 'resources' needs " in proc.stdout
+    assert f"(download {plan.human(acdc_zip)}, unpacked " in proc.stdout and "but has 32.8 kB free" in proc.stdout
+    assert "REFUSED drive: does not fit" in proc.stdout
+    proc = subprocess.run([*cmd, "space_check=false"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0 and "REFUSED acdc" in proc.stdout
+
+
+def test_download_progress_is_visible_in_the_fetch_log(http_folder, tmp_path):
+    """The fetch job's stderr (its log) shows a tqdm bar with the file name, the size and 100 %."""
+    folder, base = http_folder
+    data = os.urandom(3 * 2**20)
+    (folder / "big.zip").write_bytes(data)
+    slice_ = {"step": "fetch", "id": "x", "code": "0",
+              "sources": [{"name": "big.zip", "url": f"{base}/big.zip", "sha256": hashlib.sha256(data).hexdigest()}]}
+    (tmp_path / "slice.json").write_text(json.dumps(slice_))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow")}
+    proc = subprocess.run([sys.executable, "-m", "medcurate", "fetch", "--slice", str(tmp_path / "slice.json"),
+                           "--source", "big.zip", "--dest", str(tmp_path / "big.zip"), "--record", str(tmp_path / "r.json")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    bars = [line for line in proc.stderr.replace("\r", "\n").splitlines() if line.startswith("big.zip:")]
+    assert bars and "100%" in bars[-1] and "3.00M/3.00M" in bars[-1], proc.stderr
+
+
+# --- End to end: snakemake ------------------------------------------------------------------
+def _snakemake(workdir: Path, *args, env=None):
+    cmd = [snakemake_exe(), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), "--cores", "2",
+           "--configfile", str(SAMPLE), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.e2e
+def test_a_disk_too_small_is_refused_before_any_download(tmp_path, small_fs):
+    fs = small_fs(tmp_path / "small", "2m")
+    dirs = [f"resources_dir={fs}/resources", f"work_dir={fs}/work", f"output_dir={fs}/results"]
+    proc = _snakemake(tmp_path, "--config", "datasets=[fetal_planes_db]", *dirs)
+    assert proc.returncode != 0
+    err = proc.stderr + proc.stdout
+    assert "not enough free space; nothing was downloaded or written" in err
+    assert (f"fetal_planes_db: does not fit: resources_dir '{fs}/resources' and work_dir '{fs}/work' and "
+            f"output_dir '{fs}/results' (one file system) needs") in err
+    assert "has 2.1 MB free" in err and "space_check=false" in err
+    assert not (fs / "resources" / "downloads").exists() and not (fs / "resources" / "fetched").exists()
+    assert not (tmp_path / "logs" / "fetch").exists()
+    # Only the jobs a run executes count: the downloads alone fit.
+    proc = _snakemake(tmp_path, "--config", "datasets=[fetal_planes_db]", *dirs, "--until", "fetch_source")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (fs / "resources" / "fetched" / "fetal_planes_db" / "FETAL_PLANES_ZENODO.zip.json").is_file()
+    # The override: the run starts (and goes as far as the disk allows).
+    proc = _snakemake(tmp_path, "--config", "datasets=[fetal_planes_db]", *dirs, env={plan.SPACE_ENV: "0"})
+    assert "not enough free space" not in proc.stderr + proc.stdout
+    assert (tmp_path / "logs" / "unpack" / "fetal_planes_db.log").is_file()
+
+
+@pytest.mark.e2e
+def test_summary_line_per_dataset(tmp_path):
+    proc = _snakemake(tmp_path, "--config", "datasets=[acdc,mias]")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    size = (MIRROR / "acdc" / "ACDC.zip").stat().st_size
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("medcurate: ")]
+    assert lines[0].startswith(f"medcurate: acdc: 8 cases, 8 curated; downloaded {plan.human(size)}; results ")
+    assert "published" in lines[0] and lines[1].startswith("medcurate: mias: ") and lines[2].startswith("medcurate: run time")
