@@ -150,6 +150,41 @@ def test_online_sizes_come_from_the_servers_content_length(http_folder, tmp_path
     assert plan.source_size(src, cached, online=True, timeout=5) == plan.Figure(7, "downloaded")
 
 
+def test_online_sizes_of_zenodo_sources_come_from_the_records_api(in_tmp):
+    """The catalogue's Zenodo sources, asked of a Zenodo-style records API on 127.0.0.1 (it answers
+    no HEAD: the API is what gives the size)."""
+    from loopback import Loopback
+
+    config = catalogue.load_config({"datasets": ["fetal_planes_db"]}, ROOT)
+    entries = catalogue.load_catalogue(config)
+    plans = {"fetal_planes_db": catalogue.plan(entries["fetal_planes_db"], config)}
+    srv = Loopback({"FETAL_PLANES_ZENODO.zip": b"z" * 4321}, record=3904280)
+    try:
+        config["download"]["zenodo_api"] = f"{srv.base}/api"
+        est = plan.estimates(config, entries, plans, online=True, timeout=5)[0]
+        assert est.download == plan.Figure(4321, "Zenodo API")
+        assert ("/api/records/3904280", None) in srv.requests
+        offline = plan.estimates(config, entries, plans)[0]
+        assert offline.download == plan.Figure(2_100_000_000, "publisher (approx.)", False)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_the_workflows_check_counts_only_the_jobs_that_run(in_tmp, small_fs):
+    """refusals() with the DAG's jobs: a dataset without jobs is not counted, and of one whose
+    downloads alone run, only the downloads."""
+    config, entries, plans = _sample(["fetal_planes_db", "acdc"])
+    small_fs(in_tmp / "resources", "1m")  # fetal_planes_db: 813 kB download + 811 kB unpacked
+    everything = plan.refusals(config, entries, plans)
+    assert len(everything) == 1 and everything[0].startswith("fetal_planes_db: does not fit: resources_dir 'resources'")
+    fetch = ("fetch_source", {"dataset": "fetal_planes_db", "source": "FETAL_PLANES_ZENODO.zip"})
+    assert plan.refusals(config, entries, plans, [fetch]) == []
+    unpack = ("unpack_archives", {"dataset": "fetal_planes_db"})
+    assert plan.refusals(config, entries, plans, [fetch, unpack]) == everything
+    assert plan.refusals(config, entries, plans, [("unpack_archives", {"dataset": "acdc"})]) == []
+
+
 def test_a_partial_download_counts_only_what_is_left(in_tmp):
     config, entries, plans = _sample(["acdc"])
     dirs = plan.folders(config)

@@ -9,6 +9,7 @@ first job, so a dataset that cannot fit is refused before any byte is downloaded
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import shutil
@@ -127,14 +128,31 @@ def head_size(url: str, timeout: float = 10.0) -> int | None:
     return int(length) if resp.ok and length and length.isdigit() else None
 
 
-def source_size(src: dict, cached: Path, online: bool, timeout: float) -> Figure:
-    """One download: cached copy > local file > pinned size > HEAD > publisher's approximate size."""
+@functools.cache
+def zenodo_files(api: str, record: int, timeout: float) -> dict[str, int]:
+    """{file name: size} of a Zenodo record from its public API (empty when it cannot be had)."""
+    import requests
+
+    try:
+        resp = requests.get(f"{api.rstrip('/')}/records/{record}", timeout=timeout)
+        resp.raise_for_status()
+        return {f["key"]: int(f["size"]) for f in resp.json().get("files", [])}
+    except (requests.RequestException, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def source_size(src: dict, cached: Path, online: bool, timeout: float, zenodo_api: str = "https://zenodo.org/api") -> Figure:
+    """One download: cached copy > local file > pinned size > (online: Zenodo API, HEAD) > the
+    publisher's approximate size."""
     if cached.is_file():
         return Figure(cached.stat().st_size, "downloaded")
     if (local := _local(src["url"])) is not None and local.is_file():
         return Figure(local.stat().st_size, "file")
     if src.get("size") is not None:
         return Figure(int(src["size"]), "catalogue")
+    if online and src.get("zenodo"):
+        if (n := zenodo_files(zenodo_api, int(src["zenodo"]["record"]), timeout).get(src["name"])) is not None:
+            return Figure(n, "Zenodo API")
     if online and src["url"].startswith(("http://", "https://")):
         if (n := head_size(src["url"], timeout)) is not None:
             return Figure(n, "Content-Length")
@@ -208,7 +226,8 @@ def route_of(plan: dict) -> str:
     return how
 
 
-def estimate(plan: dict, entry: dict, dirs: dict[str, Path], online: bool = False, timeout: float = 10.0) -> Estimate:
+def estimate(plan: dict, entry: dict, dirs: dict[str, Path], online: bool = False, timeout: float = 10.0,
+             zenodo_api: str = "https://zenodo.org/api") -> Estimate:
     ds, res, work, out = plan["id"], dirs["resources_dir"], dirs["work_dir"], dirs["output_dir"]
     approx = {s["name"]: s.get("approx_size") for s in entry["sources"]}
     disk = {**DEFAULT_RATIOS, **(entry.get("disk") or {})}
@@ -218,7 +237,7 @@ def estimate(plan: dict, entry: dict, dirs: dict[str, Path], online: bool = Fals
     sources, local_files = [], []
     for src in plan["sources"]:
         cached = res / "downloads" / ds / src["name"]
-        fig = source_size({**src, "approx_size": approx.get(src["name"])}, cached, online, timeout)
+        fig = source_size({**src, "approx_size": approx.get(src["name"])}, cached, online, timeout, zenodo_api)
         sources.append((src["name"], fig, cached.is_file()))
         local = cached if cached.is_file() else _local(src["url"])
         local_files.append((local, src["name"]) if local is not None and local.is_file() else (None, src["name"]))
@@ -370,8 +389,8 @@ def folders(config: dict) -> dict[str, Path]:
 
 
 def estimates(config: dict, catalogue: dict, plans: dict, online: bool = False, timeout: float = 10.0) -> list[Estimate]:
-    dirs = folders(config)
-    return [estimate(plans[ds], catalogue[ds], dirs, online, timeout) for ds in config["datasets"]]
+    dirs, api = folders(config), config.get("download", {}).get("zenodo_api", "https://zenodo.org/api")
+    return [estimate(plans[ds], catalogue[ds], dirs, online, timeout, api) for ds in config["datasets"]]
 
 
 def check_enabled(config: dict) -> bool:
@@ -395,9 +414,10 @@ def refusals(config: dict, catalogue: dict, plans: dict, jobs: Iterable[tuple[st
                 if rule == "fetch_source":
                     fetching.setdefault(wc["dataset"], set()).add(wc.get("source"))
     needs = []
-    for est in estimates(config, catalogue, plans):
-        if running is not None and est.id not in running:
-            continue
+    for ds in config["datasets"]:
+        if running is not None and ds not in running:
+            continue  # nothing of it runs: not even estimated
+        est = estimate(plans[ds], catalogue[ds], dirs)
         needs.append((est.id, still_to_write(est, dirs, None if running is None else running[est.id],
                                              None if running is None else fetching.get(est.id, set()))))
     return [s.message() for s in shortfalls(needs, dirs)]

@@ -164,6 +164,7 @@ def _check_space():
     if not _plan.check_enabled(CONFIG):
         return
     jobs = [(j.rule.name, dict(j.wildcards.items())) for j in workflow.dag.needrun_jobs()]
+    jobs = [(r, wc) for r, wc in jobs if PLACED.get(wc.get("dataset"), "") is not None]  # unplaced: said above
     refused = _plan.refusals(CONFIG, CATALOGUE, PLANS, jobs)
     if refused:
         raise WorkflowError("not enough free space; nothing was downloaded or written:\n  " + "\n  ".join(refused)
