@@ -265,7 +265,7 @@ def test_a_disk_too_small_is_refused_before_any_download(tmp_path, small_fs):
     proc = _snakemake(tmp_path, "--config", "datasets=[fetal_planes_db]", *dirs)
     assert proc.returncode != 0
     err = proc.stderr + proc.stdout
-    assert "not enough free space; nothing was downloaded or written" in err
+    assert "not enough free space; no job was started, nothing was downloaded" in err
     assert (f"fetal_planes_db: does not fit: resources_dir '{fs}/resources' and work_dir '{fs}/work' and "
             f"output_dir '{fs}/results' (one file system) needs") in err
     assert "has 2.1 MB free" in err and "space_check=false" in err

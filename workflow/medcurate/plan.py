@@ -289,6 +289,7 @@ def estimate(plan: dict, entry: dict, dirs: dict[str, Path], online: bool = Fals
                     "tables beside hard links" if same else "copies: output_dir is on another file system")
         if r.bytes is not None:
             r.bytes += RESULTS_FIXED
+            r.how = r.how.replace(")", f" + {human(RESULTS_FIXED)})", 1)
     return Estimate(ds, route_of(plan), files, sources, download, placed, unpacked, w, r, done, notes)
 
 
@@ -425,13 +426,16 @@ def refusals(config: dict, catalogue: dict, plans: dict, jobs: Iterable[tuple[st
 
 def render(config: dict, ests: list[Estimate]) -> str:
     dirs = folders(config)
-    lines = []
+    lines = ["sizes are exact unless marked ~ (estimated); ? = unknown; kB/MB/GB are powers of 1000", ""]
     for e in ests:
         lines.append(f"{e.id}: {e.route}")
         lines.append(f"  files       {e.files}")
         lines.append(f"  download    {e.download.text():>10}  {e.download.how}")
-        for name, fig, cached in e.sources:
-            lines.append(f"    {name}: {fig.text()} ({fig.how})")
+        if len(e.sources) > 1:
+            for name, fig, _ in e.sources[:4]:
+                lines.append(f"    {name}: {fig.text()} ({fig.how})")
+            if len(e.sources) > 4:
+                lines.append(f"    ... and {len(e.sources) - 4} more")
         if e.placed is not None:
             lines.append(f"  placed      {e.placed.text():>10}  {e.placed.how} (not copied; archives are unpacked)")
         lines.append(f"  unpacked    {e.unpacked.text():>10}  {e.unpacked.how}")

@@ -167,7 +167,7 @@ def _check_space():
     jobs = [(r, wc) for r, wc in jobs if PLACED.get(wc.get("dataset"), "") is not None]  # unplaced: said above
     refused = _plan.refusals(CONFIG, CATALOGUE, PLANS, jobs)
     if refused:
-        raise WorkflowError("not enough free space; nothing was downloaded or written:\n  " + "\n  ".join(refused)
+        raise WorkflowError("not enough free space; no job was started, nothing was downloaded:\n  " + "\n  ".join(refused)
                             + "\nFree space or point the folder elsewhere (medcurate plan shows the figures); "
                             "to run anyway: --config space_check=false or MEDCURATE_SPACE_CHECK=0")
 
