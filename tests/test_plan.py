@@ -222,7 +222,7 @@ def test_cli_plan_prints_each_dataset_and_the_free_space(in_tmp, small_fs):
     assert "acdc: sample mirror (1 download(s))" in out
     assert "drive: sample mirror (placed: training/images/, training/1st_manual/, test/images/)" in out
     acdc_zip = (MIRROR / "acdc" / "ACDC.zip").stat().st_size
-    assert f"ACDC.zip: {plan.human(acdc_zip)} (file)" in out
+    assert f"download {plan.human(acdc_zip):>13}  file" in out
     assert "free" in out and "every dataset fits" in out
     # the same on a 32 kB tmpfs: refused, exit status 2, unless the check is turned off
     small_fs(in_tmp / "resources", "32k")
