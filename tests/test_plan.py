@@ -213,6 +213,23 @@ def test_folders_on_one_file_system_are_counted_together(in_tmp, small_fs):
     assert "output_dir" not in msg  # results go to another file system with room
 
 
+def test_results_on_another_file_system_are_copies(in_tmp, small_fs):
+    """results/ hard-links the work tiers only on their file system; elsewhere it holds copies."""
+    config, entries, plans = _sample(["acdc"])
+    same = plan.estimates(config, entries, plans)[0]
+    small_fs(in_tmp / "results", "1m")
+    other = plan.estimates(config, entries, plans)[0]
+    assert "tables beside hard links" in same.results.how and "another file system" in other.results.how
+    assert abs(other.results.bytes - same.results.bytes - same.work.bytes) <= 1
+
+
+def test_cli_plan_names_a_missing_config_file(in_tmp):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow")}
+    proc = subprocess.run([sys.executable, "-m", "medcurate", "plan", "--configfile", "nope.yaml"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1 and "medcurate plan: error: nope.yaml: cannot read" in proc.stderr
+
+
 def test_cli_plan_prints_each_dataset_and_the_free_space(in_tmp, small_fs):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow")}
     cmd = [sys.executable, "-m", "medcurate", "plan", "--configfile", str(SAMPLE), "--config", "datasets=[acdc,drive]"]

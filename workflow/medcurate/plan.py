@@ -146,15 +146,16 @@ def source_size(src: dict, cached: Path, online: bool, timeout: float, zenodo_ap
     publisher's approximate size."""
     if cached.is_file():
         return Figure(cached.stat().st_size, "downloaded")
-    if (local := _local(src["url"])) is not None and local.is_file():
+    url = src.get("url") or ""  # source types without one (an API's) are sized by the catalogue
+    if (local := _local(url)) is not None and local.is_file():
         return Figure(local.stat().st_size, "file")
     if src.get("size") is not None:
         return Figure(int(src["size"]), "catalogue")
     if online and src.get("zenodo"):
         if (n := zenodo_files(zenodo_api, int(src["zenodo"]["record"]), timeout).get(src["name"])) is not None:
             return Figure(n, "Zenodo API")
-    if online and src["url"].startswith(("http://", "https://")):
-        if (n := head_size(src["url"], timeout)) is not None:
+    if online and url.startswith(("http://", "https://")):
+        if (n := head_size(url, timeout)) is not None:
             return Figure(n, "Content-Length")
     if src.get("approx_size") is not None:
         return Figure(int(src["approx_size"]), "publisher (approx.)", False)
@@ -239,7 +240,7 @@ def estimate(plan: dict, entry: dict, dirs: dict[str, Path], online: bool = Fals
         cached = res / "downloads" / ds / src["name"]
         fig = source_size({**src, "approx_size": approx.get(src["name"])}, cached, online, timeout, zenodo_api)
         sources.append((src["name"], fig, cached.is_file()))
-        local = cached if cached.is_file() else _local(src["url"])
+        local = cached if cached.is_file() else _local(src.get("url") or "")
         local_files.append((local, src["name"]) if local is not None and local.is_file() else (None, src["name"]))
 
     download = Figure.total(fig for _, fig, _ in sources)
