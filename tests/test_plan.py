@@ -185,6 +185,26 @@ def test_the_workflows_check_counts_only_the_jobs_that_run(in_tmp, small_fs):
     assert plan.refusals(config, entries, plans, [("unpack_archives", {"dataset": "acdc"})]) == []
 
 
+def test_a_placed_folder_is_measured_through_its_links_and_a_loop_is_not_followed(in_tmp, tmp_path):
+    from conftest import within
+
+    release = tmp_path / "elsewhere" / "DRIVE"
+    (release / "training" / "images").mkdir(parents=True)
+    (release / "training" / "images" / "21_training.tif").write_bytes(b"t" * 5000)
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    (manual / "training").symlink_to(release / "training")  # placed as a link: measured through it
+    config, entries, plans = _sample(["drive"], manual_dirs={"drive": str(manual)})
+    with within(10):
+        est = plan.estimates(config, entries, plans)[0]
+    assert (est.placed.bytes, est.placed.how, est.files) == (5000, "placed", 1)
+    (release / "training" / "loop").symlink_to(release)
+    with within(10):
+        est = plan.estimates(config, entries, plans)[0]
+    assert est.placed == plan.Figure(None, "unknown", False)  # drive's entry states no placed size
+    assert any("placed folder not measured" in n and "loop" in n for n in est.notes), est.notes
+
+
 def test_a_partial_download_counts_only_what_is_left(in_tmp):
     config, entries, plans = _sample(["acdc"])
     dirs = plan.folders(config)

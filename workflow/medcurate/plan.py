@@ -9,16 +9,14 @@ first job, so a dataset that cannot fit is refused before any byte is downloaded
 
 from __future__ import annotations
 
-import functools
-import io
 import os
 import shutil
-import stat
-import tarfile
-import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .errors import MedcurateError
+from .sizes import Figure, human, listed_bytes, local_path, source_size, tree_bytes
 
 # The workflow's check is on unless the config says `space_check: false` or this variable is 0/false.
 SPACE_ENV = "MEDCURATE_SPACE_CHECK"
@@ -29,45 +27,8 @@ DEFAULT_RATIOS = {"unpacked_ratio": 1.1, "work_ratio": 1.5}
 # fixed part for the QC montage and tables of a small dataset (the sample's are 20-30 kB).
 RESULTS_EXTRA = 0.01
 RESULTS_FIXED = 1_000_000
-# Compressed tars are listed by decompressing them: only below this size (zip lists are free).
-LIST_LIMIT = 64 * 2**20
 TIERS = ("download", "unpacked", "work", "results")
 FOLDER_OF = {"download": "resources_dir", "unpacked": "resources_dir", "work": "work_dir", "results": "output_dir"}
-
-
-@dataclass
-class Figure:
-    """A number of bytes and how it is known; ``exact`` False prints it with '~'."""
-
-    bytes: int | None
-    how: str
-    exact: bool = True
-
-    @staticmethod
-    def total(figs: Iterable[Figure]) -> Figure:
-        """The sum; unknown if every part is, else the known parts, marked partly unknown."""
-        figs = list(figs)
-        known = [f for f in figs if f.bytes is not None]
-        if not figs:
-            return Figure(0, "nothing")
-        if not known:
-            return Figure(None, "unknown", False)
-        hows = {f.how for f in known}
-        how = "partly unknown" if len(known) < len(figs) else hows.pop() if len(hows) == 1 else "mixed"
-        return Figure(sum(f.bytes for f in known), how, all(f.exact for f in figs))
-
-    def text(self) -> str:
-        if self.bytes is None:
-            return "?"
-        return ("" if self.exact else "~") + human(self.bytes)
-
-
-def human(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    raise AssertionError  # unreachable
 
 
 @dataclass
@@ -83,130 +44,6 @@ class Estimate:
     results: Figure
     built: bool
     notes: list[str] = field(default_factory=list)
-
-
-# --- Sizes of what is on disk -------------------------------------------------------------------
-def tree_bytes(path: Path, *, follow: bool = False, shared: bool = True) -> tuple[int, int]:
-    """(bytes, files) of the regular files below ``path``, each inode once. ``follow`` enters
-    linked folders (a placed release); ``shared`` False leaves out files with other hard links
-    (results/ linking the work tiers costs nothing more)."""
-    seen, total, files = set(), 0, 0
-    if path.is_file():
-        return path.stat().st_size, 1
-    for dirpath, _, names in os.walk(path, followlinks=follow):
-        for name in names:
-            try:
-                st = os.stat(os.path.join(dirpath, name)) if follow else os.lstat(os.path.join(dirpath, name))
-            except OSError:
-                continue
-            if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) in seen:
-                continue
-            seen.add((st.st_dev, st.st_ino))
-            files += 1
-            if shared or st.st_nlink == 1:
-                total += st.st_size
-    return total, files
-
-
-def _local(url: str) -> Path | None:
-    if url.startswith("file://"):
-        from urllib.parse import unquote, urlparse
-
-        return Path(unquote(urlparse(url).path))
-    return None
-
-
-def head_size(url: str, timeout: float = 10.0) -> int | None:
-    """The server's Content-Length for ``url`` (HEAD, redirects followed), or None."""
-    import requests
-
-    try:
-        resp = requests.head(url, allow_redirects=True, timeout=timeout)
-    except requests.RequestException:
-        return None
-    length = resp.headers.get("Content-Length")
-    return int(length) if resp.ok and length and length.isdigit() else None
-
-
-@functools.cache
-def zenodo_files(api: str, record: int, timeout: float) -> dict[str, int]:
-    """{file name: size} of a Zenodo record from its public API (empty when it cannot be had)."""
-    import requests
-
-    try:
-        resp = requests.get(f"{api.rstrip('/')}/records/{record}", timeout=timeout)
-        resp.raise_for_status()
-        return {f["key"]: int(f["size"]) for f in resp.json().get("files", [])}
-    except (requests.RequestException, ValueError, KeyError, TypeError, AttributeError):
-        return {}
-
-
-def source_size(src: dict, cached: Path, online: bool, timeout: float, zenodo_api: str = "https://zenodo.org/api") -> Figure:
-    """One download: cached copy > local file > pinned size > (online: Zenodo API, HEAD) > the
-    publisher's approximate size."""
-    if cached.is_file():
-        return Figure(cached.stat().st_size, "downloaded")
-    url = src.get("url") or ""  # source types without one (an API's) are sized by the catalogue
-    if (local := _local(url)) is not None and local.is_file():
-        return Figure(local.stat().st_size, "file")
-    if src.get("size") is not None:
-        return Figure(int(src["size"]), "catalogue")
-    if online and src.get("zenodo"):
-        if (n := zenodo_files(zenodo_api, int(src["zenodo"]["record"]), timeout).get(src["name"])) is not None:
-            return Figure(n, "Zenodo API")
-    if online and url.startswith(("http://", "https://")):
-        if (n := head_size(url, timeout)) is not None:
-            return Figure(n, "Content-Length")
-    if src.get("approx_size") is not None:
-        return Figure(int(src["approx_size"]), "publisher (approx.)", False)
-    return Figure(None, "unknown", False)
-
-
-# --- What an archive holds, without extracting it ---------------------------------------------
-def listed_bytes(path: Path | io.BytesIO, name: str, nested: bool, depth: int = 0) -> int | None:
-    """Bytes ``unpack`` writes for one download (nested archives replaced by their members), from
-    the archive's own listing; None where only decompressing a large archive would tell."""
-    from .unpack import is_archive
-
-    size = path.getbuffer().nbytes if isinstance(path, io.BytesIO) else path.stat().st_size
-    if not is_archive(name):
-        return size
-    try:
-        if name.lower().endswith(".zip"):
-            total = 0
-            with zipfile.ZipFile(path) as zf:
-                for info in zf.infolist():
-                    if info.is_dir():
-                        continue
-                    inner = _inner(zf.open(info), info.filename, info.file_size, nested, depth)
-                    if inner is None:
-                        return None
-                    total += inner
-            return total
-        if size > LIST_LIMIT and not name.lower().endswith(".tar"):
-            return None
-        total = 0
-        with (tarfile.open(fileobj=path) if isinstance(path, io.BytesIO) else tarfile.open(path)) as tf:
-            for m in tf:
-                if m.isfile():
-                    inner = _inner(tf.extractfile(m), m.name, m.size, nested, depth)
-                    if inner is None:
-                        return None
-                    total += inner
-        return total
-    except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError):
-        return None
-
-
-def _inner(fh, name: str, size: int, nested: bool, depth: int) -> int | None:
-    from .unpack import is_archive
-
-    if not (nested and is_archive(name)) or depth >= 3:
-        return size
-    if size > LIST_LIMIT:
-        return None
-    with fh:
-        return listed_bytes(io.BytesIO(fh.read()), name, nested, depth + 1)
 
 
 # --- One dataset -----------------------------------------------------------------------------
@@ -240,7 +77,7 @@ def estimate(plan: dict, entry: dict, dirs: dict[str, Path], online: bool = Fals
         cached = res / "downloads" / ds / src["name"]
         fig = source_size({**src, "approx_size": approx.get(src["name"])}, cached, online, timeout, zenodo_api)
         sources.append((src["name"], fig, cached.is_file()))
-        local = cached if cached.is_file() else _local(src.get("url") or "")
+        local = cached if cached.is_file() else local_path(src.get("url") or "")
         local_files.append((local, src["name"]) if local is not None and local.is_file() else (None, src["name"]))
 
     download = Figure.total(fig for _, fig, _ in sources)
@@ -250,8 +87,12 @@ def estimate(plan: dict, entry: dict, dirs: dict[str, Path], online: bool = Fals
     files = len(plan["sources"])
     if plan["access"]["mode"] == "manual":
         folder = Path(plan["manual_dir"])
-        if folder.is_dir():
-            n, count = tree_bytes(folder, follow=True)
+        try:
+            n, count = tree_bytes(folder, follow=True) if folder.is_dir() else (None, 0)
+        except MedcurateError as exc:  # a link loop: check_manual names it; here it is not a size
+            n, count = None, 0
+            notes.append(f"placed folder not measured: {exc}")
+        if n is not None:
             placed = Figure(n, "placed")
             files += count
             # placed archives are unpacked into resources/; placed folders are linked, not copied
