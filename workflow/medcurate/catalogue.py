@@ -205,10 +205,14 @@ _SLICES = {
 }
 
 
+# The package modules a task kind adds to the convert and publish steps' code.
+TASK_MODULES = {"volume_segmentation": ("volumes",), "detection": ("boxes",)}
+
+
 def step_code(p: dict, step: str) -> tuple[str, ...]:
     modules = {"fetch": ("fetch",), "unpack": ("unpack",), "check_manual": ("manual",), "clean": ("clean",),
                "select": ("curation",), "split": ("splits",), "publish": ("publish",)}.get(step)
-    volume = ("volumes",) if p["task"] == "volume_segmentation" else ()
+    volume = TASK_MODULES.get(p["task"], ())
     if step == "convert":
         modules = ("convert", f"datasets.{p['module']}", *volume)
     elif step == "publish":
