@@ -258,3 +258,14 @@ def test_no_boxes_rule_excludes_frames_without_boxes(tmp_path):
     table = pd.DataFrame([{"case_id": "a", "boxes": "0"}, {"case_id": "b", "boxes": "2"}])
     selected = curation.select(table, catalogue.step_slice(plan, "select"), None)
     assert selected.exclusion.tolist() == ["no_boxes", ""]
+
+
+def test_a_detection_entry_must_name_its_box_classes():
+    import yaml
+    from medcurate import catalogue
+    from medcurate.errors import CatalogueError
+
+    entry = yaml.safe_load((Path(__file__).parents[1] / "config" / "datasets" / "ead2019.yaml").read_text())
+    del entry["labels"]["boxes"]
+    with pytest.raises(CatalogueError, match="'boxes' is a required property"):
+        catalogue.validate(entry, "dataset", "ead2019.yaml")
