@@ -206,7 +206,9 @@ _SLICES = {
 
 
 # The package modules a task kind adds to the convert and publish steps' code.
-TASK_MODULES = {"volume_segmentation": ("volumes",), "detection": ("boxes",)}
+TASK_MODULES = {"volume_segmentation": ("volumes",), "detection": ("boxes",), "wsi_tiling": ("wsi", "asap")}
+# Tasks whose cases carry 2-D label maps (the clean step runs for them).
+MASK_TASKS = ("segmentation", "wsi_tiling")
 
 
 def step_code(p: dict, step: str) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ and results/ hard-links its images):
 
     part.csv quarantine.csv files.sha256 (tiers.py)
     images/ raw_masks/ masks_<name>/ (2-D) or volumes/ slices/ (volume datasets)
+    overviews/ (whole-slide datasets: one per slide, wsi.py)
     boxes.csv (detection datasets: one row per box, boxes.py)
 """
 
@@ -47,6 +48,10 @@ def convert_shard(root: Path, plan: dict, shard: int, n_shards: int, out: Path) 
         from . import volumes  # nibabel/SimpleITK load only for volume datasets
 
         convert_case = volumes.convert_case
+    elif plan["task"] == "wsi_tiling":
+        from . import wsi  # OpenSlide's native library loads only for whole-slide datasets
+
+        convert_case = wsi.convert_case  # one slide -> a row per kept tile
     else:
         convert_case = functools.partial(_convert_case, box_rows=box_rows)
     cases = enumerate_cases(root, plan)[shard::n_shards]
@@ -55,7 +60,8 @@ def convert_shard(root: Path, plan: dict, shard: int, n_shards: int, out: Path) 
     for case in cases:
         try:
             _check_case(case, plan)
-            rows.append(convert_case(case, root, plan, module, out, sums))
+            result = convert_case(case, root, plan, module, out, sums)
+            rows += result if isinstance(result, list) else [result]
         except CaseError as exc:
             log.warning("quarantined %s: %s", case.case_id, exc)
             quarantined.append({"case_id": case.case_id, "patient_id": case.patient_id,

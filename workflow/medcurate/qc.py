@@ -30,7 +30,7 @@ def montage(df: pd.DataFrame, folder: Path, plan: dict, dest: Path, quarantined:
     with ThreadPoolExecutor(max(1, threads)) as pool:
         if plan["task"] == "detection":
             rows = _box_rows(curated, folder, plan, n, pool)
-        elif plan["task"] in ("segmentation", "volume_segmentation"):
+        elif plan["task"] in ("segmentation", "volume_segmentation", "wsi_tiling"):
             picks = curated[curated["mask_labels"] != ""].head(n)
             overlay = _volume_overlay if plan["task"] == "volume_segmentation" else _overlay
             tiles = list(zip(pool.map(lambda row: overlay(folder, row, plan), picks.itertuples()), picks["case_id"]))
