@@ -19,7 +19,7 @@ ENTRY_FILES = sorted(DATASETS.glob("*.yaml"))
 OPEN_IDS = ["acdc", "african_fetal_planes", "chase_db1", "fetal_head_biometry", "fetal_planes_db", "isic2019",
             "kermany_oct", "mias", "promise12", "stare"]
 GATED_IDS = ["bcdr", "cbis_ddsm", "cdd_cesm", "chestxray14", "csaw_s", "drive", "inbreast", "kits19", "mura",
-             "odir5k", "ultrasound_nerve", "ead2019"]
+             "odir5k", "ultrasound_nerve", "ead2019", "acdc_lunghp"]
 # Publishers that serve only plain http (no https host is known): mini-MIAS's historic peipa server.
 HTTP_ONLY = {"mias"}
 ALL_IDS = sorted(OPEN_IDS + GATED_IDS)
