@@ -56,7 +56,7 @@ def test_fractional_edges_widen_to_the_enclosing_pixels_and_rounding_residue_doe
 def test_a_box_past_the_border_is_clipped_and_counted():
     rows, columns = boxes.convert([ann((0.95, 0.5, 0.2, 0.2))], (100, 100), ["bubbles"], "c")
     assert rows == [{"case_id": "c", "class": "bubbles", "x0": 85, "y0": 40, "x1": 100, "y1": 60}]
-    assert columns == {"boxes": 1, "box_classes": "bubbles", "boxes_clipped": 1}
+    assert {k: columns[k] for k in ("boxes", "box_classes", "boxes_clipped")} == {"boxes": 1, "box_classes": "bubbles", "boxes_clipped": 1}
 
 
 @pytest.mark.parametrize("coords, form, reason", [
@@ -151,12 +151,12 @@ def test_semantic_mask_channels_in_the_organisers_order(tmp_path):
     stack = np.zeros((5, 6, 8), np.uint8)
     for i in range(5):
         stack[i, i, i] = 255
-    tifffile.imwrite(tmp_path / "x_mask.tif", stack)
+    tifffile.imwrite(tmp_path / "x_mask.tif", stack, photometric="minisblack", planarconfig="separate")
     case = ead2019.Case("x", "x", None, extra_masks={n: tmp_path / "x_mask.tif" for n in ead2019.MASK_CHANNELS})
     for i, name in enumerate(["instrument", "specularity", "artefact", "bubbles", "saturation"]):
         mask = ead2019.load_extra_mask(case, {}, name)
         assert mask.dtype == np.uint8 and mask.sum() == 1 and mask[i, i] == 1
-    tifffile.imwrite(tmp_path / "x_mask.tif", stack[:3])
+    tifffile.imwrite(tmp_path / "x_mask.tif", stack[:3], photometric="minisblack", planarconfig="separate")
     with pytest.raises(CaseError, match=r"shape \(3, 6, 8\)"):
         ead2019.load_extra_mask(case, {}, "bubbles")
     (tmp_path / "x_mask.tif").write_bytes(b"II*\x00garbage")
@@ -201,6 +201,7 @@ def test_sample_release_through_every_step(published):
     assert table.groupby("case_id").size().to_dict() == {r.case_id: int(r.boxes) for r in df.itertuples() if r.boxes != "0"}
     # the frame with an empty box file is kept (no artefact is an answer)
     assert df.set_index("case_id").loc["010412", "boxes"] == "0"
+    assert clipped["box_source"] == "trainingData_detection/trainingData_detection/1772_A_M62_00310.txt"
     # frames of one sequence share the patient key and the split
     seq = df[df.case_id.str.startswith("1772_A_M62")]
     assert set(seq.patient_id) == {"1772_A_M62"} and seq.split.nunique() == 1
@@ -269,3 +270,21 @@ def test_a_detection_entry_must_name_its_box_classes():
     del entry["labels"]["boxes"]
     with pytest.raises(CatalogueError, match="'boxes' is a required property"):
         catalogue.validate(entry, "dataset", "ead2019.yaml")
+
+
+def test_identical_frames_whose_boxes_differ_are_a_conflicting_duplicate(tmp_path):
+    from medcurate import splits
+
+    a, _ = boxes.convert([ann((0.5, 0.5, 0.2, 0.2))], (100, 100), ["bubbles"], "a")
+    b, cols_b = boxes.convert([ann((0.5, 0.5, 0.4, 0.2))], (100, 100), ["bubbles"], "b")
+    _, cols_a = boxes.convert([ann((0.5, 0.5, 0.2, 0.2))], (100, 100), ["bubbles"], "a")
+    _, cols_c = boxes.convert([ann((0.5, 0.5, 0.2, 0.2))], (100, 100), ["bubbles"], "c")
+    assert cols_a["boxes_sha256"] == cols_c["boxes_sha256"] != cols_b["boxes_sha256"]
+    df = pd.DataFrame([{"case_id": k, "patient_id": k, "pixel_sha256": "same", "exclusion": "", "boxes_sha256": c["boxes_sha256"]}
+                       for k, c in (("a", cols_a), ("b", cols_b))])
+    splits.resolve_duplicates(df, [])
+    assert all(r.startswith("conflicting_duplicate") for r in df.exclusion)
+    df = pd.DataFrame([{"case_id": k, "patient_id": k, "pixel_sha256": "same", "exclusion": "", "boxes_sha256": c["boxes_sha256"]}
+                       for k, c in (("a", cols_a), ("c", cols_c))])
+    splits.resolve_duplicates(df, [])
+    assert df.exclusion.tolist() == ["", "duplicate_of:a"]

@@ -20,6 +20,7 @@ bound) or empty after clipping is a CaseError naming the annotation file and its
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -101,7 +102,11 @@ def convert(annotations: list[Annotation], shape: tuple[int, ...], classes: list
         clipped += was_clipped
         rows.append({"case_id": case_id, "class": box.label, "x0": box.x0, "y0": box.y0, "x1": box.x1, "y1": box.y1})
     present = sorted({r["class"] for r in rows}, key=classes.index)
-    return rows, {"boxes": len(rows), "box_classes": " ".join(present), "boxes_clipped": clipped}
+    # what the split step compares between identical images (as mask_sha256 for masks): copies
+    # whose boxes differ are a conflicting duplicate
+    listed = "\n".join(f"{r['class']} {r['x0']} {r['y0']} {r['x1']} {r['y1']}" for r in rows)
+    return rows, {"boxes": len(rows), "box_classes": " ".join(present), "boxes_clipped": clipped,
+                  "boxes_sha256": hashlib.sha256(listed.encode()).hexdigest()}
 
 
 # ---------------------------------------------------------------- publishing

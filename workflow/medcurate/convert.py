@@ -111,7 +111,7 @@ def _convert_case(case: datasets.Case, root: Path, plan: dict, module, out: Path
     elif plan["task"] == "detection":
         # the module parses its release's box files; the conversion to pixels is boxes.py's alone
         rows, box_columns = boxes.convert(module.load_boxes(case, plan), image.shape, plan["labels"]["boxes"], case.case_id)
-        columns.update(box_columns, **_extra_masks(case, plan, module, image.shape, out, sums))
+        columns.update(box_columns, box_source=rel(case.mask, root), **_extra_masks(case, plan, module, image.shape, out, sums))
     sums[f"images/{case.case_id}.png"] = write_png(image, out / "images" / f"{case.case_id}.png", plan["png_compress_level"])
     if plan["task"] == "detection":
         box_rows += rows  # only once the case is converted: a quarantined case leaves no boxes
