@@ -288,3 +288,22 @@ def test_tiling_a_slide_far_larger_than_the_jobs_memory(tmp_path):
                              env=env, timeout=300)
     assert control.returncode != 0 and ("MemoryError" in control.stderr or "memory" in control.stderr.lower())
     print(f"slide level 0 decoded: {decoded[0] / 2**30:.1f} GiB; job limit {LIMIT_MB} MiB; peak RSS {result['peak_mb']} MiB")
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9])
+def test_truncated_slide_is_a_case_error_naming_it(sample_slides, tmp_path, keep):
+    data = (sample_slides / "2.tif").read_bytes()
+    (tmp_path / "2.tif").write_bytes(data[: int(len(data) * keep)])
+    (tmp_path / "2.xml").write_bytes((sample_slides / "2.xml").read_bytes())
+    plan = plan_for({"level": 0, "mpp": None, "tile_size": 128, "min_tissue": 0.5})
+    with pytest.raises(CaseError) as err:
+        wsi.convert_case(Case("2", "2", tmp_path / "2.tif", mask=tmp_path / "2.xml"), tmp_path, plan, acdc_lunghp, tmp_path / "out", {})
+    assert err.value.path == str(tmp_path / "2.tif") and err.value.reason
+
+
+def test_annotation_absurdly_far_from_the_slide_quarantines_it(sample_slides, tmp_path):
+    (tmp_path / "2.xml").write_bytes(sample.asap_xml([[(0, 0), (10**9, 0), (10, 10)]]))
+    plan = plan_for({"level": 0, "mpp": None, "tile_size": 128, "min_tissue": 0.5})
+    with pytest.raises(CaseError) as err:
+        wsi.convert_case(Case("2", "2", sample_slides / "2.tif", mask=tmp_path / "2.xml"), tmp_path, plan, acdc_lunghp, tmp_path / "out", {})
+    assert err.value.path == str(tmp_path / "2.xml") and "absurdly far" in err.value.reason

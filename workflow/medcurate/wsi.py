@@ -93,13 +93,13 @@ def tissue(px: np.ndarray) -> np.ndarray:
 def convert_case(case, root: Path, plan: dict, module, out: Path, sums: dict) -> list[dict]:
     tiling = plan["convert"]["tiling"]
     size = int(tiling["tile_size"])
+    import openslide
+
     slide = open_slide(case.image)
     try:
         return _tiles(slide, case, root, plan, module, out, sums, tiling, size)
-    except Exception as exc:  # OpenSlide raises OpenSlideError on a damaged tile mid-read
-        if type(exc).__name__ == "OpenSlideError":
-            raise CaseError(case.image, f"reading the slide failed ({exc})") from None
-        raise
+    except openslide.OpenSlideError as exc:  # a damaged or truncated tile, met mid-read
+        raise CaseError(case.image, f"reading the slide failed ({exc})") from None
     finally:
         slide.close()
 
