@@ -113,7 +113,7 @@ BOX_COLOURS = [(0, 255, 255), (255, 255, 0), (0, 255, 0), (255, 0, 255), (255, 2
 
 def _box_rows(curated: pd.DataFrame, folder: Path, plan: dict, n: int, pool) -> list[list[tuple]]:
     """Detection: cases with boxes, each box outlined in its class's colour (boxes.csv beside the
-    manifest, pixel edges scaled to the thumbnail); the tile's text names the classes present."""
+    manifest, pixel edges scaled to the thumbnail); the tile's text gives the case and its box count."""
     boxes = pd.read_csv(folder / "boxes.csv", dtype={"case_id": str})
     classes = plan["labels"]["boxes"]
     picks = curated[curated["boxes"].astype(int) > 0].head(n)
@@ -125,7 +125,7 @@ def _box_rows(curated: pd.DataFrame, folder: Path, plan: dict, n: int, pool) -> 
                        Image.Resampling.BILINEAR if scale < 1 else Image.Resampling.NEAREST)
         draw = ImageDraw.Draw(im)
         for b in boxes[boxes["case_id"] == row.case_id].itertuples(index=False):
-            colour = BOX_COLOURS[classes.index(b[1]) % len(BOX_COLOURS)]
+            colour = BOX_COLOURS[classes.index(b[1]) % len(BOX_COLOURS)]  # b[1]: 'class' (a keyword, so no attribute)
             # edges x0..x1 cover pixels x0..x1-1: the outline is drawn on the box's outermost pixels
             draw.rectangle([b.x0 * scale, b.y0 * scale, max(b.x0 * scale, b.x1 * scale - 1), max(b.y0 * scale, b.y1 * scale - 1)],
                            outline=colour, width=2)
