@@ -246,9 +246,12 @@ def test_semantic_masks_land_as_binary_extra_masks(published):
 def test_montage_draws_the_boxes(published):
     out, _, plan = published
     sheet = np.asarray(Image.open(out / "qc" / "montage.png").convert("RGB"))
-    # the sample's frames are reddish: the box outlines' colours (cyan, yellow, lime...) appear only as outlines
+    frames = sheet[:, 160:]  # right of the first tile, the colour legend
+    # the sample's frames are reddish: the box outlines' colours (cyan, orange...) appear only as outlines
     for colour in [(0, 255, 255), (255, 140, 0)]:  # specularity, instrument
-        assert (sheet == colour).all(axis=-1).sum() > 20
+        assert (frames == colour).all(axis=-1).sum() > 20
+    legend = sheet[:140, :160]
+    assert (legend == (0, 255, 255)).all(axis=-1).any() and (legend == (255, 140, 0)).all(axis=-1).any()
 
 
 def test_no_boxes_rule_excludes_frames_without_boxes(tmp_path):

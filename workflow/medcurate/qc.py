@@ -132,7 +132,10 @@ def _box_rows(curated: pd.DataFrame, folder: Path, plan: dict, n: int, pool) -> 
         return im
 
     tiles = list(pool.map(tile, picks.itertuples()))
-    labelled = [(t, f"{r.case_id}: {r.boxes} boxes") for t, r in zip(tiles, picks.itertuples())]
+    legend = Image.new("RGB", THUMB, (40, 40, 40))  # first tile: which colour is which class
+    for i, name in enumerate(classes):
+        ImageDraw.Draw(legend).text((6, 4 + i * LABEL_H), name, fill=BOX_COLOURS[i % len(BOX_COLOURS)], font=ImageFont.load_default())
+    labelled = [(legend, "box colours")] + [(t, f"{r.case_id}: {r.boxes} boxes") for t, r in zip(tiles, picks.itertuples())]
     return [labelled[i:i + 6] for i in range(0, len(labelled), 6)]
 
 
