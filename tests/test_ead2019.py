@@ -250,8 +250,9 @@ def test_montage_draws_the_boxes(published):
     # the sample's frames are reddish: the box outlines' colours (cyan, orange...) appear only as outlines
     for colour in [(0, 255, 255), (255, 140, 0)]:  # specularity, instrument
         assert (frames == colour).all(axis=-1).sum() > 20
-    legend = sheet[:140, :160]
-    assert (legend == (0, 255, 255)).all(axis=-1).any() and (legend == (255, 140, 0)).all(axis=-1).any()
+    legend = sheet[:150, :160].astype(int)  # anti-aliased text: near the class colours
+    for colour in [(0, 255, 255), (255, 140, 0)]:
+        assert (np.abs(legend - colour).max(axis=-1) < 60).sum() > 5
 
 
 def test_no_boxes_rule_excludes_frames_without_boxes(tmp_path):
