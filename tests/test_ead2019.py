@@ -251,6 +251,7 @@ def test_montage_draws_the_boxes(published):
     for colour in [(0, 255, 255), (255, 140, 0)]:  # specularity, instrument
         assert (frames == colour).all(axis=-1).sum() > 20
     legend = sheet[:150, :160].astype(int)  # anti-aliased text: near the class colours
+    assert (legend == (40, 40, 40)).all(axis=-1).sum() > 0.5 * 120 * 160  # the legend tile, not a frame
     for colour in [(0, 255, 255), (255, 140, 0)]:
         assert (np.abs(legend - colour).max(axis=-1) < 60).sum() > 5
 
