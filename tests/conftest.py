@@ -131,7 +131,7 @@ def build(root: Path, plan: dict, work: Path, out: Path, records: list[dict] | N
     for i, folder in enumerate(converted):
         convert.convert_shard(root, step("convert"), i, shards, folder)
     cleaned = []
-    if plan["task"] == "segmentation":
+    if plan["task"] in catalogue.MASK_TASKS:
         cleaned = [work / "cleaned" / folder.name for folder in converted]
         for src, dest in zip(converted, cleaned):
             clean.clean_shard(src, step("clean"), dest)

@@ -19,7 +19,7 @@ ENTRY_FILES = sorted(DATASETS.glob("*.yaml"))
 OPEN_IDS = ["acdc", "african_fetal_planes", "chase_db1", "fetal_head_biometry", "fetal_planes_db", "isic2019",
             "kermany_oct", "mias", "promise12", "stare"]
 GATED_IDS = ["bcdr", "cbis_ddsm", "cdd_cesm", "chestxray14", "csaw_s", "drive", "inbreast", "kits19", "mura",
-             "odir5k", "ultrasound_nerve"]
+             "odir5k", "ultrasound_nerve", "ead2019", "acdc_lunghp"]
 # Publishers that serve only plain http (no https host is known): mini-MIAS's historic peipa server.
 HTTP_ONLY = {"mias"}
 ALL_IDS = sorted(OPEN_IDS + GATED_IDS)
@@ -136,7 +136,7 @@ def _unknown_source_key(e):
 
 
 def _bad_task(e):
-    e["task"] = "detection"
+    e["task"] = "keypoints"
 
 
 def _no_license(e):
@@ -226,7 +226,7 @@ def test_broken_yaml_syntax_names_file_and_line(tmp_path):
 def test_a_broken_entry_not_requested_still_fails(tmp_path):
     """Every entry is validated, not only the requested ones."""
     bad = raw_entry("african_fetal_planes")
-    bad["task"] = "detection"
+    bad["task"] = "keypoints"
     folder = write_catalogue(tmp_path / "cat", {"fetal_planes_db": raw_entry(), "african_fetal_planes": bad})
     with pytest.raises(CatalogueError, match=r"(?s)african_fetal_planes\.yaml: .*field 'task'"):
         load_from(folder, datasets=["fetal_planes_db"])

@@ -206,10 +206,16 @@ _SLICES = {
 }
 
 
+# The package modules a task kind adds to the convert and publish steps' code.
+TASK_MODULES = {"volume_segmentation": ("volumes",), "detection": ("boxes",), "wsi_tiling": ("wsi", "asap")}
+# Tasks whose cases carry 2-D label maps (the clean step runs for them).
+MASK_TASKS = ("segmentation", "wsi_tiling")
+
+
 def step_code(p: dict, step: str) -> tuple[str, ...]:
     modules = {"fetch": ("fetch",), "unpack": ("unpack",), "check_manual": ("manual",), "clean": ("clean",),
                "select": ("curation",), "split": ("splits",), "publish": ("publish",)}.get(step)
-    volume = ("volumes",) if p["task"] == "volume_segmentation" else ()
+    volume = TASK_MODULES.get(p["task"], ())
     if step == "convert":
         modules = ("convert", f"datasets.{p['module']}", *volume)
     elif step == "publish":

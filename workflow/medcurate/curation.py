@@ -44,6 +44,10 @@ def select(table: pd.DataFrame, step: dict, mask_file) -> pd.DataFrame:
         if task == "classification":
             reasons.append(flagged(row, options))
             continue
+        if task == "detection":  # empty_mask reads 'no box' here
+            empty = int(row["boxes"]) == 0 and options["empty_mask"] == "exclude"
+            reasons.append(["no_boxes"] * empty + flagged(row, options))
+            continue
         facts = {"mask_area_fraction": float(row["mask_area_fraction"]), "mask_components": int(row["mask_components"])}
         mask = read_image(mask_file(row["mask"]), "keep") if options.get("crude_shapes") else None
         reasons.append(exclusions(mask, row, facts, options))

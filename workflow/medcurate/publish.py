@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import __version__, curation, qc
+from . import __version__, boxes, curation, qc
 from .atomic import atomic_dir, file_digest, link
 from .tiers import BOOKKEEPING, FACTS, QUARANTINE, QUARANTINE_FIELDS, RAW_MASKS, SUMS, read_sums, read_table
 
@@ -50,6 +50,7 @@ def publish(step: dict, tiers: list[Path], split_dir: Path, out: Path, fetch_rec
             from . import volumes
 
             df = volumes.nnunet_layout(df, stage, step, sums)
+        box_counts = boxes.publish(df, tiers, stage, step) if step["task"] == "detection" else None
         _csv(df, stage / "manifest.csv")
         _csv(quarantine.sort_values("case_id"), stage / "quarantine.csv")
         for name, report in reports.items():
@@ -57,6 +58,8 @@ def publish(step: dict, tiers: list[Path], split_dir: Path, out: Path, fetch_rec
         (stage / "qc").mkdir(exist_ok=True)
         qc.montage(df, stage, step, stage / "qc" / "montage.png", len(quarantine), threads)
         info = _dataset_json(step, df, quarantine, reports.get("duplicates", pd.DataFrame()), warnings, fetch_records)
+        if box_counts is not None:
+            info["counts"]["boxes_per_class"] = box_counts
         if "near_duplicates" in reports:
             near = reports["near_duplicates"]
             info["counts"]["near_duplicate_pairs"] = len(near)
@@ -81,7 +84,7 @@ def _concat(paths: list[Path], fields: list[str] | None = None) -> pd.DataFrame:
 def _columns(df: pd.DataFrame, plan: dict, label_columns: list[str]) -> list[str]:
     """Fixed columns first, then the dataset's own (sorted), then curation; segmentation-only
     columns are dropped for classification datasets."""
-    seg = SEG if plan["task"] != "classification" else []
+    seg = SEG if plan["task"] not in ("classification", "detection") else []
     known = set(LEAD + label_columns + TAIL + SEG + END)
     own = sorted(c for c in df.columns if c not in known)
     return LEAD + label_columns + TAIL + seg + own + END
@@ -102,7 +105,7 @@ def _dataset_json(plan, df, quarantine, duplicates, warnings, fetch_records) -> 
                    for c in plan["labels"].get("classes", {})},
         "duplicate_groups": int(duplicates["group"].nunique()) if not duplicates.empty else 0,
     }
-    if plan["task"] != "classification":
+    if plan["task"] not in ("classification", "detection"):
         present = df.loc[df.curated == 1, "mask_labels"].str.split().explode().dropna()
         names = {str(v): k for k, v in plan["labels"]["mask"].items()}
         counts["masks_with_label"] = {names[v]: int(n) for v, n in sorted(present.value_counts().items())}

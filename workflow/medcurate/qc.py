@@ -28,7 +28,9 @@ def montage(df: pd.DataFrame, folder: Path, plan: dict, dest: Path, quarantined:
     n = plan["qc"]["qc_samples"]
     font = ImageFont.load_default()
     with ThreadPoolExecutor(max(1, threads)) as pool:
-        if plan["task"] in ("segmentation", "volume_segmentation"):
+        if plan["task"] == "detection":
+            rows = _box_rows(curated, folder, plan, n, pool)
+        elif plan["task"] in ("segmentation", "volume_segmentation", "wsi_tiling"):
             picks = curated[curated["mask_labels"] != ""].head(n)
             overlay = _volume_overlay if plan["task"] == "volume_segmentation" else _overlay
             tiles = list(zip(pool.map(lambda row: overlay(folder, row, plan), picks.itertuples()), picks["case_id"]))
@@ -102,6 +104,39 @@ def _blend(image: np.ndarray, mask: np.ndarray, plan: dict) -> Image.Image:
         hit = mask == value
         image[hit] = 0.55 * image[hit] + 0.45 * np.array(PALETTE[i % len(PALETTE)], np.float32)
     return _thumb(Image.fromarray(image.astype(np.uint8)))
+
+
+# Box outlines must stand out on any photograph (endoscopy is red, histology pink): saturated hues
+# away from red, one per class in the catalogue's order.
+BOX_COLOURS = [(0, 255, 255), (255, 255, 0), (0, 255, 0), (255, 0, 255), (255, 255, 255), (0, 90, 255), (255, 140, 0)]
+
+
+def _box_rows(curated: pd.DataFrame, folder: Path, plan: dict, n: int, pool) -> list[list[tuple]]:
+    """Detection: cases with boxes, each box outlined in its class's colour (boxes.csv beside the
+    manifest, pixel edges scaled to the thumbnail); the tile's text gives the case and its box count."""
+    boxes = pd.read_csv(folder / "boxes.csv", dtype={"case_id": str})
+    classes = plan["labels"]["boxes"]
+    picks = curated[curated["boxes"].astype(int) > 0].head(n)
+
+    def tile(row) -> Image.Image:
+        im = Image.open(folder / row.image).convert("RGB")
+        scale = min(THUMB[0] / im.width, THUMB[1] / im.height)  # small frames enlarged, so boxes stay legible
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
+                       Image.Resampling.BILINEAR if scale < 1 else Image.Resampling.NEAREST)
+        draw = ImageDraw.Draw(im)
+        for b in boxes[boxes["case_id"] == row.case_id].itertuples(index=False):
+            colour = BOX_COLOURS[classes.index(b[1]) % len(BOX_COLOURS)]  # b[1]: 'class' (a keyword, so no attribute)
+            # edges x0..x1 cover pixels x0..x1-1: the outline is drawn on the box's outermost pixels
+            draw.rectangle([b.x0 * scale, b.y0 * scale, max(b.x0 * scale, b.x1 * scale - 1), max(b.y0 * scale, b.y1 * scale - 1)],
+                           outline=colour, width=2)
+        return im
+
+    tiles = list(pool.map(tile, picks.itertuples()))
+    legend = Image.new("RGB", THUMB, (40, 40, 40))  # first tile: which colour is which class
+    for i, name in enumerate(classes):
+        ImageDraw.Draw(legend).text((6, 4 + i * LABEL_H), name, fill=BOX_COLOURS[i % len(BOX_COLOURS)], font=ImageFont.load_default())
+    labelled = [(legend, "box colours")] + [(t, f"{r.case_id}: {r.boxes} boxes") for t, r in zip(tiles, picks.itertuples())]
+    return [labelled[i:i + 6] for i in range(0, len(labelled), 6)]
 
 
 def _caption(df: pd.DataFrame, plan: dict, quarantined: int) -> list[str]:

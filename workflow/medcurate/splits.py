@@ -22,7 +22,7 @@ def resolve_duplicates(df: pd.DataFrame, label_columns: list[str]) -> pd.DataFra
     """Identical pixels under several names: keep the first case id, exclude the others; if the
     copies disagree on labels (or masks), exclude all of them. Returns one row per duplicate."""
     report = []
-    keys = [c for c in label_columns + ["mask_sha256"] if c in df.columns]
+    keys = [c for c in label_columns + ["mask_sha256", "boxes_sha256"] if c in df.columns]
     copies = df[df["pixel_sha256"].duplicated(keep=False)]  # looping over every unique image costs seconds at 100k
     for digest, group in copies.groupby("pixel_sha256", sort=True):
         ids = sorted(group["case_id"])

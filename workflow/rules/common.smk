@@ -42,7 +42,7 @@ def _with(pred):
 
 OPEN_DATASETS = _with(lambda p: p["access"]["mode"] == "open")
 MANUAL_DATASETS = _with(lambda p: p["access"]["mode"] == "manual")
-MASK_DATASETS = _with(lambda p: p["task"] == "segmentation")  # 2-D label maps: the clean step
+MASK_DATASETS = _with(lambda p: p["task"] in _catalogue.MASK_TASKS)  # 2-D label maps: the clean step
 
 
 wildcard_constraints:
@@ -110,7 +110,7 @@ def converted(wildcards):
 
 
 def cleaned(wildcards):
-    return _shards("cleaned", wildcards.dataset) if PLANS[wildcards.dataset]["task"] == "segmentation" else []
+    return _shards("cleaned", wildcards.dataset) if PLANS[wildcards.dataset]["task"] in _catalogue.MASK_TASKS else []
 
 
 def tables(wildcards):
