@@ -107,8 +107,29 @@ def test_multi_label_sets_show_their_positive_labels(tmp_path):
     ], plan)
     captions = [caption for row in rows for _, caption in row]
     assert ["x1", "positive: effusion, mass"] in captions and ["x2", "positive: no_finding"] in captions
-    assert len(rows) == 3  # one row per label with a positive case: no_finding, effusion, mass
+    assert [caption[0] for caption in captions] == ["x2", "x1"]  # each case once, in label order, in one row
     assert "no curated case: hernia" in header
+
+
+def test_multi_label_picks_cases_per_label_within_qc_samples(tmp_path):
+    labels = [f"f{i}" for i in range(10)]
+    plan = {"id": "m", "task": "classification", "qc": {"qc_samples": 20},
+            "labels": {"classes": {f: ["0", "1"] for f in labels}}}
+    rows = [{"case_id": f"c{i:02d}", **{f: "1" if i % 10 == k else "0" for k, f in enumerate(labels)}} for i in range(60)]
+    _, sheet = classification_case(tmp_path, rows, plan)
+    ids = [caption[0] for row in sheet for _, caption in row]
+    assert len(ids) == 20 == len(set(ids)) and [len(r) for r in sheet] == [6, 6, 6, 2]
+    assert ids[:2] == ["c00", "c10"] and ids[2:4] == ["c01", "c11"]  # two per label, label by label
+
+
+def test_label_lines_wrap_between_label_names_only():
+    font = ImageFont.load_default()
+    line = "mask: cancer, calcifications, axillary_lymph_nodes, thick_vessels, non-mammary_tissue"
+    lines = qc.wrap(line, 120, font, qc.WORD)
+    assert " ".join(lines) == line and all(not l.endswith(("_", "-")) for l in lines)
+    _, boxes = qc.render_sheet([], [[(Image.new("RGB", (10, 10)), ["a_b", line])]], (40, 30))
+    texts_ = [b["text"] for b in boxes if b["kind"] == "text"]
+    assert "axillary_lymph_nodes," in " ".join(texts_).split() and texts_[0] == "a_b"
 
 
 def test_single_label_classification_names_every_column(tmp_path):

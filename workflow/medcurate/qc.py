@@ -28,8 +28,10 @@ COLUMNS = 6
 ALPHA = 0.5  # overlay opacity
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (245, 130, 48),
            (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)]
-# A token ends after its separators: ids wrap after '_', '-', '.', '/', ',' or a space, never inside a word.
+# A token ends after its separators: an id wraps after '_', '-', '.', '/', ',' or a space, never
+# inside a word; label lines wrap at spaces only, so a label name stays whole.
 TOKEN = re.compile(r"[^_\-./,\s]+[_\-./,\s]*|[_\-./,\s]+")
+WORD = re.compile(r"\S+\s*|\s+")
 
 
 def montage(df: pd.DataFrame, folder: Path, plan: dict, dest: Path, quarantined: int = 0, threads: int = 1,
@@ -62,7 +64,8 @@ def compose(df: pd.DataFrame, folder: Path, plan: dict, quarantined: int = 0, th
         for group in groups:
             picks = list(group.itertuples())
             tiles = pool.map(lambda r: _image_tile(folder / r.image, thumb), picks)
-            rows.append([(tile, [r.case_id, *_class_labels(r, plan, columns)]) for tile, r in zip(tiles, picks)])
+            cells = [(tile, [r.case_id, *_class_labels(r, plan, columns)]) for tile, r in zip(tiles, picks)]
+            rows += [cells[i:i + COLUMNS] for i in range(0, len(cells), COLUMNS)]
         return header, rows
 
 
@@ -89,17 +92,23 @@ def _mask_labels(row, plan: dict) -> str:
 
 
 def _class_groups(curated: pd.DataFrame, plan: dict, columns: list[str], n: int) -> tuple[list[pd.DataFrame], list[str]]:
-    """One row of tiles per class of the first label column (multi-label: per positive label)."""
+    """One row of tiles per class of the first label column; a multi-label set gets one group:
+    up to n / labels cases positive for each label, each case once, in label order."""
     if multi_label(plan):
-        keys = [(c, "1", c) for c in columns]
-    else:
-        column = columns[0]
-        keys = [(column, v, f"{column}={v}") for v in plan["labels"]["classes"][column]]
-    per_row = max(1, math.ceil(n / len(keys)))
+        per_label = max(1, math.ceil(n / len(columns)))
+        picked, missing = [], []
+        for column in columns:
+            positive = curated[(curated[column].astype(str) == "1") & ~curated["case_id"].isin(picked)]
+            picked += list(positive["case_id"].head(per_label))
+            if not (curated[column].astype(str) == "1").any():
+                missing.append(column)
+        return [curated.set_index("case_id", drop=False).loc[picked[:n]]], missing
+    column = columns[0]
+    per_row = max(1, math.ceil(n / len(plan["labels"]["classes"][column])))
     groups, missing = [], []
-    for column, value, name in keys:
+    for value in plan["labels"]["classes"][column]:
         picks = curated[curated[column].astype(str) == value].head(min(per_row, COLUMNS))
-        (groups.append(picks) if len(picks) else missing.append(name))
+        (groups.append(picks) if len(picks) else missing.append(f"{column}={value}"))
     return groups, missing
 
 
@@ -124,11 +133,11 @@ def line_height(font) -> int:
     return bottom - min(0, top) + 2
 
 
-def wrap(text: str, width: float, font) -> list[str]:
+def wrap(text: str, width: float, font, tokens: re.Pattern = TOKEN) -> list[str]:
     """Lines no wider than ``width``, broken between tokens only; a token wider than ``width``
     stands alone on its line (the layout widens its columns to the widest token)."""
     lines, line = [], ""
-    for token in TOKEN.findall(text):
+    for token in tokens.findall(text):
         if line and font.getlength((line + token).rstrip()) > width:
             lines.append(line.rstrip())
             line = token.lstrip()
@@ -143,12 +152,16 @@ def render_sheet(header: list[str], rows: list[list[tuple[Image.Image, list[str]
     column width fits the widest caption token, row height the row's longest caption."""
     font = ImageFont.load_default()
     lh = line_height(font)
-    tokens = [t.strip() for _, caption in (c for row in rows for c in row) for text in caption for t in TOKEN.findall(text)]
+    def split(caption: list[str]) -> list[tuple[str, re.Pattern]]:  # the id, then label lines
+        return [(text, TOKEN if i == 0 else WORD) for i, text in enumerate(caption)]
+
+    tokens = [t.strip() for _, caption in (c for row in rows for c in row) for text, kind in split(caption) for t in kind.findall(text)]
     col_w = max([thumb[0]] + [math.ceil(font.getlength(t)) + 2 * PAD for t in tokens if t])
     cols = max([len(r) for r in rows] + [COLUMNS])
     width = cols * col_w
-    head = [line for text in header for line in wrap(text, width - 2 * PAD, font)]
-    wrapped = [[[line for text in caption for line in wrap(text, col_w - 2 * PAD, font)] for _, caption in row] for row in rows]
+    head = [line for text in header for line in wrap(text, width - 2 * PAD, font, WORD)]
+    wrapped = [[[line for text, kind in split(caption) for line in wrap(text, col_w - 2 * PAD, font, kind)] for _, caption in row]
+               for row in rows]
     heights = [thumb[1] + 2 * PAD + lh * max([len(c) for c in row] + [1]) for row in wrapped]
     top = 2 * PAD + lh * len(head)
     sheet = Image.new("RGB", (width, top + sum(heights)), "white")
