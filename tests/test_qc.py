@@ -78,8 +78,18 @@ def test_pool_labels_keeps_each_label_apart_and_never_invents_one():
     assert np.argwhere(pooled[1]).tolist() == [[0, 0]] and np.argwhere(pooled[2]).tolist() == [[4, 6]]
 
 
-def texts(header, rows) -> list[str]:
-    return header + [line for row in rows for _, caption in row for line in caption]
+@pytest.mark.parametrize("seed", range(12))
+def test_pool_labels_equals_a_plain_block_maximum(seed):
+    """Against a per-block loop, on random sizes, sparse labels anywhere (edges included)."""
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(1, 90)), int(rng.integers(1, 90))
+    th, tw = int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1))
+    mask = np.where(rng.random((h, w)) < rng.choice([0.0, 0.002, 0.05]), rng.integers(1, 4, (h, w)), 0).astype(np.uint8)
+    pooled = qc.pool_labels(mask, (tw, th), [1, 2, 3])
+    rows, cols = list((np.arange(th) * h) // th) + [h], list((np.arange(tw) * w) // tw) + [w]
+    for v in (1, 2, 3):
+        naive = np.array([[(mask[rows[i]:rows[i + 1], cols[j]:cols[j + 1]] == v).any() for j in range(tw)] for i in range(th)])
+        assert (pooled[v] == naive).all() if v in pooled else not naive.any()
 
 
 def test_captions_name_the_label_columns_and_mask_labels(tmp_path):

@@ -227,15 +227,24 @@ def _rgb(px: np.ndarray) -> np.ndarray:
 def pool_labels(mask: np.ndarray, size: tuple[int, int], values: list[int]) -> dict[int, np.ndarray]:
     """Per label value, whether any pixel of the label falls in each tile pixel's block (max-pooling
     over uneven blocks with reduceat): a 3-pixel speck of a 13 Mpx mammogram keeps its tile pixel,
-    where every-k-th-pixel subsampling kept 8 of 1,000 calcification pixels."""
+    where every-k-th-pixel subsampling kept 8 of 1,000 calcification pixels. Only the bounding box
+    of the labelled pixels is pooled (findings are small next to a mammogram)."""
     w, h = size
-    rows = (np.arange(h) * mask.shape[0]) // h
+    rows = (np.arange(h) * mask.shape[0]) // h  # first mask row of each tile row
     cols = (np.arange(w) * mask.shape[1]) // w
+    ys, xs = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not len(ys):
+        return {}
+    (i0, i1), (j0, j1) = (np.searchsorted(rows, [ys[0], ys[-1]], "right") - 1), (np.searchsorted(cols, [xs[0], xs[-1]], "right") - 1)
+    box = mask[rows[i0]:ys[-1] + 1, cols[j0]:xs[-1] + 1]  # from the first block touched
     out = {}
     for v in values:
-        full = mask == v
+        full = box == v
         if full.any():
-            out[v] = np.logical_or.reduceat(np.logical_or.reduceat(full, rows, axis=0), cols, axis=1)
+            pooled = np.zeros((h, w), bool)
+            part = np.logical_or.reduceat(full, rows[i0:i1 + 1] - rows[i0], axis=0)
+            pooled[i0:i1 + 1, j0:j1 + 1] = np.logical_or.reduceat(part, cols[j0:j1 + 1] - cols[j0], axis=1)
+            out[v] = pooled
     return out
 
 
