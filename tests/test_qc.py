@@ -142,6 +142,13 @@ def test_label_lines_wrap_between_label_names_only():
     assert "axillary_lymph_nodes," in " ".join(texts_).split() and texts_[0] == "a_b"
 
 
+def test_label_columns_of_any_name_are_captioned(tmp_path):
+    plan = {"id": "d", "task": "classification", "qc": {"qc_samples": 4},
+            "labels": {"classes": {"class": ["a"], "non-mammary": ["x"]}}}
+    _, rows = classification_case(tmp_path, [{"case_id": "k", "class": "a", "non-mammary": "x"}], plan)
+    assert rows[0][0][1] == ["k", "class=a", "non-mammary=x"]
+
+
 def test_single_label_classification_names_every_column(tmp_path):
     plan = {"id": "fetal_planes_db", "task": "classification", "qc": {"qc_samples": 24},
             "labels": {"classes": {"plane": ["Fetal brain", "Other"], "brain_plane": ["Trans-thalamic", "Not A Brain"]}}}

@@ -14,6 +14,7 @@ import math
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -53,7 +54,7 @@ def compose(df: pd.DataFrame, folder: Path, plan: dict, quarantined: int = 0, th
     header = _caption(df, plan, quarantined)
     with ThreadPoolExecutor(max(1, threads)) as pool:
         if plan["task"] in ("segmentation", "volume_segmentation"):
-            picks = list(curated[curated["mask_labels"] != ""].head(n).itertuples())
+            picks = _records(curated[curated["mask_labels"] != ""].head(n))
             render = _volume_overlay if plan["task"] == "volume_segmentation" else _overlay
             tiles = pool.map(lambda row: render(folder, row, plan, thumb), picks)
             cells = [(tile, [r.case_id, *_class_labels(r, plan, columns), _mask_labels(r, plan)]) for tile, r in zip(tiles, picks)]
@@ -62,11 +63,16 @@ def compose(df: pd.DataFrame, folder: Path, plan: dict, quarantined: int = 0, th
         header += [f"no curated case: {', '.join(missing)}"] if missing else []
         rows = []
         for group in groups:
-            picks = list(group.itertuples())
+            picks = _records(group)
             tiles = pool.map(lambda r: _image_tile(folder / r.image, thumb), picks)
             cells = [(tile, [r.case_id, *_class_labels(r, plan, columns)]) for tile, r in zip(tiles, picks)]
             rows += [cells[i:i + COLUMNS] for i in range(0, len(cells), COLUMNS)]
         return header, rows
+
+
+def _records(df: pd.DataFrame) -> list[SimpleNamespace]:
+    """Rows with every column as an attribute, whatever its name (itertuples renames some)."""
+    return [SimpleNamespace(**r) for r in df.to_dict("records")]
 
 
 # ---------------------------------------------------------------- labels in captions
@@ -79,7 +85,7 @@ def multi_label(plan: dict) -> bool:
 
 
 def _class_labels(row, plan: dict, columns: list[str]) -> list[str]:
-    values = {c: str(getattr(row, c)) for c in columns if c.isidentifier() and hasattr(row, c)}
+    values = {c: str(getattr(row, c)) for c in columns if hasattr(row, c)}
     if multi_label(plan):
         positive = [c for c, v in values.items() if v == "1"]
         return ["positive: " + (", ".join(positive) if positive else "none")]
