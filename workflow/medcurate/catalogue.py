@@ -159,6 +159,11 @@ def plan(entry: dict, config: dict) -> dict:
     validate({**entry, **options}, "dataset", f"workflow config (options.{ds})")
     if config.get("shards"):
         options["convert"]["shards"] = config["shards"]
+    # Resolved here, so the split slice records it: the built dataset whose split table this
+    # dataset's shared patients follow (the split rule takes that table as input), or None.
+    shared = options["split"].get("shared_patients")
+    options["split"]["split_source"] = (shared["dataset"] if shared and options["split"]["follow_shared_split"]
+                                        and shared["dataset"] in config["datasets"] and shared["dataset"] != ds else None)
     base = Path(config["_basedir"])
     resources = Path(config["resources_dir"])
     if ds in config["manual_dirs"]:

@@ -165,7 +165,8 @@ def cmd_select(args) -> None:
 def cmd_split(args) -> None:
     from .splits import split_step
 
-    split_step(Path(args.selected), _slice(args, "split"), [Path(t) for t in args.tiers], Path(args.out))
+    split_step(Path(args.selected), _slice(args, "split"), [Path(t) for t in args.tiers], Path(args.out),
+               [Path(t) for t in args.source_split])
 
 
 def cmd_publish(args) -> None:
@@ -230,6 +231,7 @@ def parser() -> argparse.ArgumentParser:
          ("--tiers", {"nargs": "+", "required": True}), ("--out", required))
     step("split", cmd_split, "duplicates, near-duplicates, splits and the leakage check",
          ("--selected", required), ("--tiers", {"nargs": "*", "default": [], "help": "tiers with images and masks, for the near-duplicate check"}),
+         ("--source-split", {"nargs": "*", "default": [], "help": "split folder of the slice's split_source, if any"}),
          ("--out", required))
     step("publish", cmd_publish, "write the results folder of the output contract",
          ("--ready", required), ("--tiers", {"nargs": "+", "required": True}), ("--split", required), ("--out", required),

@@ -32,7 +32,8 @@ def publish(step: dict, tiers: list[Path], split_dir: Path, out: Path, fetch_rec
     quarantine = _concat([d / QUARANTINE for d in tiers if (d / QUARANTINE).is_file()], QUARANTINE_FIELDS).drop_duplicates()
     reports = {name: read_table(split_dir / f"{name}.csv") for name in ("duplicates", "near_duplicates")
                if (split_dir / f"{name}.csv").is_file()}
-    warnings = json.loads((split_dir / "report.json").read_text(encoding="utf-8"))["warnings"]
+    split_report = json.loads((split_dir / "report.json").read_text(encoding="utf-8"))
+    warnings = split_report["warnings"]
     label_columns = list(step["labels"].get("classes", {}))
     df = df[_columns(df, step, label_columns)]
 
@@ -64,6 +65,10 @@ def publish(step: dict, tiers: list[Path], split_dir: Path, out: Path, fetch_rec
             near = reports["near_duplicates"]
             info["counts"]["near_duplicate_pairs"] = len(near)
             info["counts"]["near_duplicate_conflicts"] = int(near["conflict"].astype(int).sum())
+        # splits without a curated case (also among the warnings); what shared patients followed
+        info["empty_splits"] = split_report.get("empty_splits", [])
+        if "shared_patients" in split_report:
+            info["shared_patients"] = split_report["shared_patients"]
         if facts := [json.loads((d / FACTS).read_text(encoding="utf-8")) for d in tiers if (d / FACTS).is_file()]:
             info["release_facts"] = facts[0]  # e.g. columns read under a documented alias
         _json(info["counts"], stage / "qc" / "stats.json")

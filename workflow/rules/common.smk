@@ -125,6 +125,13 @@ def near_duplicate_tiers(wildcards):
     return converted(wildcards) + cleaned(wildcards)
 
 
+def source_split(wildcards):
+    """Shared patients follow another built dataset's split: its split folder is an input (so a
+    change there re-runs this split), only when the split slice names it (split_source)."""
+    src = PLANS[wildcards.dataset]["split"].get("split_source")
+    return [f"{WORK}/{src}/split"] if src else []
+
+
 # --- Credentials for gated sources (medcurate/secrets.py) ---------------------------------------
 # Only the path of the secrets file travels, as MEDCURATE_SECRETS_FILE inherited by the fetch jobs
 # (never the tokens, which stay out of plans, params and logs). A file inside the repository,
