@@ -146,3 +146,24 @@ def test_fuzz_tables_raise_only_medcurate_errors(root, tmp_path_factory, rows, t
                 assert set(case.labels) == set(chexpert.OWN.values()) | set(cxr.columns())
     except MedcurateError as exc:
         assert exc.path and exc.reason
+
+
+# ------------------------------------------------------------------ the real table (when present)
+
+
+def test_real_train_csv_parses_with_the_published_counts(realdata, tmp_path):
+    """torchxrayvision ships the real CheXpert-v1.0-small train.csv (data/chexpert_train.csv.gz at
+    f4087a0); put it anywhere below ../shared/realdata to run this."""
+    import gzip
+
+    found = sorted(realdata.rglob("chexpert_train.csv.gz"))
+    if not found:
+        pytest.skip("chexpert_train.csv.gz is not in ../shared/realdata")
+    release = tmp_path / "CheXpert-v1.0-small"
+    release.mkdir()
+    (release / "train.csv").write_bytes(gzip.decompress(found[0].read_bytes()))
+    (release / "valid.csv").write_text(HEADER + "\n")
+    cases = chexpert.cases(tmp_path, {})
+    assert len(cases) == 223_414 and not any(c.problem for c in cases)
+    assert len({c.patient_id for c in cases}) == 64_540
+    assert sum(c.meta["view"] == "frontal" for c in cases) == 191_027

@@ -129,3 +129,23 @@ def test_fuzz_reports_raise_only_case_errors(root, tmp_path_factory, xml):
             assert "/" not in case.case_id and case.case_id not in ("", ".", "..")
     except MedcurateError as exc:
         pytest.fail(f"a bad report must quarantine, not stop the dataset: {exc}")
+
+
+# ------------------------------------------------------------------ the real reports (when present)
+
+
+def test_real_reports_pair_the_published_image_count(realdata, tmp_path):
+    """torchxrayvision ships the real NLMCXR_reports.tgz (data/NLMCXR_reports.tgz at f4087a0); put
+    it anywhere below ../shared/realdata to run this. Without the PNGs every image is 'missing',
+    but the pairing and labels are the reports' own."""
+    from medcurate.unpack import unpack
+
+    found = sorted(realdata.rglob("NLMCXR_reports.tgz"))
+    if not found:
+        pytest.skip("NLMCXR_reports.tgz is not in ../shared/realdata")
+    unpack([found[0]], tmp_path / "root")
+    cases = openi.cases(tmp_path / "root", {})
+    assert len(cases) == 7_470 and not any(c.problem for c in cases)
+    assert len({c.patient_id for c in cases}) == 3_851  # 3,955 reports, 104 without an image
+    assert sum(c.meta["unlabelled"] == "1" for c in cases) == 172  # 'No Indexing'
+    assert sum(c.labels["h_cardiomegaly"] == "1" for c in cases) == 693
