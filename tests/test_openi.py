@@ -50,7 +50,7 @@ def test_cases_pairing_labels_and_quarantine(root):
                       "mesh_automatic": "atelectases", "view": "", "unlabelled": "0"}
     assert {k for k, v in c.labels.items() if v == "1"} == {"h_cardiomegaly", "h_atelectasis"}
     assert cases["CXR2_IM-0652-2001"].labels == c.labels  # both images of the report
-    assert c.labels["h_consolidation"] == "0" and c.labels["h_enlarged_cardiomediastinum"] == ""
+    assert c.labels["h_consolidation"] == "0" and c.labels["h_enlarged_cardiomediastinum"] == "0" and c.labels["h_lung_lesion"] == ""
     assert cases["CXR1_1_IM-0001-4001"].labels["h_no_finding"] == "1"
     three = [k for k, c in cases.items() if c.patient_id == "CXR3"]
     assert len(three) == 3 and cases["CXR3_IM-1384-1001"].labels["h_support_devices"] == "1"
