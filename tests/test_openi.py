@@ -3,6 +3,7 @@ served by URL, and the converter on the sample (DATASETS.md section 16; no real 
 collection is here)."""
 
 import copy
+import json
 import shutil
 
 import pandas as pd
@@ -97,6 +98,9 @@ def test_converts_with_report_grouped_splits(root, tmp_path):
     assert counts["cases"] == 12 and counts["quarantined"] == 1 and counts["exclusions"] == {"unlabelled": 1}
     assert m.groupby("patient_id").split.nunique().max() == 1 and set(m.split) == {"train", "val", "test"}
     assert set(m.view) == {""} and m.loc["CXR2_IM-0652-1001", "mesh_major"] == "Cardiomegaly/mild;Pulmonary Atelectasis/base/left"
+    facts = json.loads((tmp_path / "out" / "dataset.json").read_text())["release_facts"]
+    assert facts == {"reports": 7, "reports_without_images": 1,
+                     "unmapped_mesh_major": {"calcified granuloma/lung/upper lobe/right": 1, "no indexing": 1}}
 
 
 def test_frontal_only_is_refused_as_empty(root, tmp_path):
@@ -149,3 +153,5 @@ def test_real_reports_pair_the_published_image_count(realdata, tmp_path):
     assert len({c.patient_id for c in cases}) == 3_851  # 3,955 reports, 104 without an image
     assert sum(c.meta["unlabelled"] == "1" for c in cases) == 172  # 'No Indexing'
     assert sum(c.labels["h_cardiomegaly"] == "1" for c in cases) == 693
+    facts = openi.dataset_facts(tmp_path / "root", {})
+    assert (facts["reports"], facts["reports_without_images"]) == (3_955, 104)

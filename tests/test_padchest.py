@@ -6,6 +6,7 @@ import copy
 import csv
 import gzip
 import io
+import json
 import shutil
 
 import numpy as np
@@ -106,6 +107,8 @@ def test_converts_16_bit_and_quarantines_known_faults_with_the_reason(root, tmp_
     src = np.asarray(Image.open(root / "0" / f"{EFFUSION}.png"))
     assert out.dtype == np.uint16 and np.array_equal(out, src)
     assert m.loc[EFFUSION, "official_split"] == "" and m.groupby("patient_id").split.nunique().max() == 1
+    facts = json.loads((tmp_path / "out" / "dataset.json").read_text())["release_facts"]
+    assert facts == {"labels_rows": 10, "unmapped_labels": {"exclude": 1, "suboptimal study": 1}}
 
 
 def test_a_readable_copy_of_a_listed_image_is_kept(editable):

@@ -162,6 +162,16 @@ def unmapped(dataset: str, terms: list[str]) -> list[str]:
     return sorted({t for t in (x.strip().lower() for x in terms) if t and not any(_matches(t, k) for k in keys)})
 
 
+def unmapped_counts(dataset: str, term_lists, limit: int = 100) -> dict[str, int]:
+    """The most frequent terms (images using them) that map to nothing: for dataset.json's
+    release_facts, so what the mapping leaves out is visible in every build."""
+    counts: dict[str, int] = {}
+    for terms in term_lists:
+        for t in unmapped(dataset, terms or []):
+            counts[t] = counts.get(t, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit])
+
+
 # ---------------------------------------------------------------- views
 
 FRONTAL = {"PA", "AP", "AP_HORIZONTAL", "AP SUPINE", "POSTEROANTERIOR", "ANTEROPOSTERIOR", "FRONTAL"}

@@ -66,6 +66,19 @@ def cases(root: Path, plan: dict) -> list[Case]:
     return out
 
 
+def dataset_facts(root: Path, plan: dict) -> dict:
+    """Reports, reports without an image, and the MeSH major terms the mapping does not use (by
+    the number of reports carrying them)."""
+    reports = []
+    for path in index_files(root, "*.xml").values():
+        try:
+            reports.append(read_report(path))
+        except CaseError:
+            continue  # quarantined by cases()
+    return {"reports": len(reports), "reports_without_images": sum(not r["images"] for r in reports),
+            "unmapped_mesh_major": cxr.unmapped_counts("openi", [r["major"] for r in reports])}
+
+
 def read_report(path: Path) -> dict:
     """uId, MeSH major and automatic terms, and the parentImage ids of one report."""
     if path.stat().st_size > MAX_XML_BYTES:

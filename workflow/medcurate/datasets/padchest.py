@@ -109,6 +109,18 @@ def cases(root: Path, plan: dict) -> list[Case]:
     return out
 
 
+def dataset_facts(root: Path, plan: dict) -> dict:
+    """Labels entries the harmonised mapping does not use, by the number of images carrying them."""
+    df = cxr.read_csv_gz(find_table(root), ["Labels"])
+    lists = []
+    for line, text in enumerate(df["Labels"], start=2):
+        try:
+            lists.append(parse_labels(text, root, line))
+        except CaseError:
+            continue  # quarantined by cases()
+    return {"labels_rows": len(df), "unmapped_labels": cxr.unmapped_counts("padchest", lists)}
+
+
 def parse_labels(text: str, path: Path, line: int) -> list[str] | None:
     """"['pleural effusion', ' cardiomegaly']" -> ['pleural effusion', 'cardiomegaly'] (stripped,
     first occurrence order, repeats dropped); an empty or NaN cell -> None."""
