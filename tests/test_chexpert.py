@@ -167,3 +167,13 @@ def test_real_train_csv_parses_with_the_published_counts(realdata, tmp_path):
     assert len(cases) == 223_414 and not any(c.problem for c in cases)
     assert len({c.patient_id for c in cases}) == 64_540
     assert sum(c.meta["view"] == "frontal" for c in cases) == 191_027
+
+
+def test_a_repeated_row_is_quarantined_not_fatal(editable):
+    csv_path = next(editable.rglob("train.csv"))
+    lines = csv_path.read_text().splitlines()
+    csv_path.write_text("\n".join([*lines, lines[1]]) + "\n")
+    cases = by_id(chexpert.cases(editable, sample_plan("chexpert")))
+    assert cases["patient00001_study1_view1_frontal"].problem is None
+    assert cases["patient00001_study1_view1_frontal_line9"].problem.reason == \
+        "line 9: train/patient00001/study1/view1_frontal.jpg is listed again"

@@ -172,3 +172,11 @@ def test_fuzz_table_raises_only_medcurate_errors(root, tmp_path_factory, rows):
             assert "/" not in case.case_id
     except MedcurateError as exc:
         assert exc.path and exc.reason
+
+
+def test_a_repeated_row_is_quarantined_not_fatal(editable):
+    lines = gzip.decompress((editable / TABLE).read_bytes()).decode().splitlines()
+    (editable / TABLE).write_bytes(gzip.compress(("\n".join([*lines, lines[3]]) + "\n").encode()))
+    cases = by_id(padchest.cases(editable, sample_plan("padchest")))
+    assert cases[EFFUSION].problem is None
+    assert cases[f"{EFFUSION}_line12"].problem.reason == f"line 12: ImageID {EFFUSION}.png is listed again"

@@ -47,8 +47,10 @@ def cases(root: Path, plan: dict) -> list[Case]:
         df = read_table(csv, ",", ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *cxr.CHEXPERT])
         for line, row in enumerate(df.to_dict("records"), start=2):
             case = case_for(row, csv, line, split, images)
-            listed.add(case.meta.get("_key"))
-            case.meta.pop("_key", None)
+            key_ = case.meta.pop("_key", None)
+            if key_ is not None and key_ in listed:  # a row repeated: the first stands, the repeat is quarantined
+                case.case_id, case.problem = f"{case.case_id}_line{line}", CaseError(csv, f"line {line}: {key_} is listed again")
+            listed.add(key_)
             out.append(case)
     for k, path in sorted(images.items()):
         if k not in listed:

@@ -84,8 +84,12 @@ def cases(root: Path, plan: dict) -> list[Case]:
     out, seen = [], set()
     for line, row in enumerate(df.to_dict("records"), start=2):
         name = row["ImageID"]
-        seen.add(name)
         case_id = slug(name.removesuffix(".png")) or f"line{line}"
+        if name in seen:  # a row repeated: the first stands, the repeat is quarantined
+            out.append(Case(case_id=f"{case_id}_line{line}", patient_id=row["PatientID"] or case_id, image=None,
+                            problem=CaseError(table, f"line {line}: ImageID {name} is listed again")))
+            continue
+        seen.add(name)
         case = Case(case_id=case_id, patient_id=row["PatientID"] or case_id, image=images.get(name, table.parent / name),
                     meta={"study_id": row["StudyID"], "image_dir": row["ImageDir"], "projection": row["Projection"],
                           "view": cxr.view(row["Projection"]), "method_label": row["MethodLabel"],
