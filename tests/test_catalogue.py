@@ -20,6 +20,8 @@ OPEN_IDS = ["acdc", "african_fetal_planes", "chase_db1", "fetal_head_biometry", 
             "kermany_oct", "mias", "promise12", "stare"]
 GATED_IDS = ["bcdr", "cbis_ddsm", "cdd_cesm", "chestxray14", "csaw_s", "drive", "inbreast", "kits19", "mura",
              "odir5k", "ultrasound_nerve", "ead2019", "acdc_lunghp"]
+OPEN_IDS = sorted(OPEN_IDS + ["openi"])  # the chest X-ray family (issue 15)
+GATED_IDS = sorted(GATED_IDS + ["chexpert", "mimic_cxr_jpg", "padchest"])
 # Publishers that serve only plain http (no https host is known): mini-MIAS's historic peipa server.
 HTTP_ONLY = {"mias"}
 ALL_IDS = sorted(OPEN_IDS + GATED_IDS)

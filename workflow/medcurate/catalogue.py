@@ -204,7 +204,7 @@ _SLICES = {
     "check_manual": ("name", "access", "unpack", "manual_dir", "manual_pins"),
     "convert": ("name", "module", "task", "modality", "labels", "mask_colours", "convert", "dicom", "png_compress_level"),
     "clean": ("task", "labels", "clean", "png_compress_level"),
-    "select": ("task", "select"),
+    "select": ("task", "labels", "select"),  # labels: the uncertain/blank policy acts on label columns
     "split": ("task", "labels", "split"),
     "publish": ("name", "module", "task", "modality", "license", "citation", "homepage", "labels", "sources",
                 *STEPS, "dicom", "png_compress_level", "config_digest"),
