@@ -11,6 +11,7 @@ darker where the polygons mark cancer."""
 from __future__ import annotations
 
 import io
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -76,10 +77,24 @@ def write_pyramid(dest: Path, level0: np.ndarray, mpp: float, downsamples, tile:
     with tifffile.TiffWriter(buf) as tw:
         for k, down in enumerate(downsamples):
             img = level0 if down == 1 else np.asarray(Image.fromarray(level0).reduce(down))
-            tw.write(img, tile=(tile, tile), compression="zlib", photometric="rgb", metadata=None,
+            # tiles deflated here with the stdlib, not by tifffile (which uses imagecodecs' zlib when
+            # installed): the same bytes with or without imagecodecs
+            tw.write(_deflated_tiles(img, tile), shape=img.shape, dtype=img.dtype, tile=(tile, tile),
+                     compression="zlib", photometric="rgb", metadata=None,
                      subfiletype=1 if k else 0, resolution=(res[0] / down, res[1] / down), resolutionunit="CENTIMETER")
     with atomic_path(dest) as tmp:
         tmp.write_bytes(buf.getvalue())
+
+
+def _deflated_tiles(img: np.ndarray, tile: int):
+    """Row-major tiles, edge tiles zero-padded to the full tile size as TIFF stores them."""
+    h, w = img.shape[:2]
+    for y in range(0, h, tile):
+        for x in range(0, w, tile):
+            block = np.zeros((tile, tile, img.shape[2]), img.dtype)
+            part = img[y:y + tile, x:x + tile]
+            block[:part.shape[0], :part.shape[1]] = part
+            yield zlib.compress(block.tobytes(), 6)
 
 
 def asap_xml(polygons: list, dot=None) -> bytes:
