@@ -11,14 +11,17 @@ the first time, so that a later download of an unpinned file that differs is rep
 The parts: ``core`` (fetch: cache, transfer, verdict, mirrors), ``transfer`` (the HTTP state
 machine), ``retry`` (the one retry policy: no transport retries), ``digests`` and ``sidecars``
 (files and what their bytes say), ``cache`` (records, first use, forget), ``zenodo`` (checksums
-from a record, as values), ``auth`` (credentials on the wire, masked in text).
+from a record, as values), ``auth`` (credentials on the wire, masked in text); source types beyond
+a URL (``sources``): ``tcia``, ``kits19``, ``physionet`` (folders fetched item by item: ``tree``,
+``files``) and ``kaggle``.
 """
 
 from medcurate import secrets as _secrets  # noqa: F401 - the secrets module, as fetch.py offered it
 
 from .cache import forget
 from .core import fetch
+from .sources import SERVICES, fetch_source, service_of
 from .retry import Policy
 from .transfer import USER_AGENT, make_session
 
-__all__ = ["Policy", "USER_AGENT", "fetch", "forget", "make_session"]
+__all__ = ["Policy", "SERVICES", "USER_AGENT", "fetch", "fetch_source", "forget", "make_session", "service_of"]

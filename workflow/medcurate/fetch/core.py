@@ -48,8 +48,11 @@ def fetch(source: dict, dest: Path, *, zenodo_api: str = "https://zenodo.org/api
           secrets: _secrets.Secrets | None = None, retry_window: float = Policy.retry_window,
           connect_window: float = Policy.connect_window, deadline: float = Policy.deadline,
           min_speed: float = Policy.min_speed, speed_window: float = Policy.speed_window,
-          max_restarts: int = Policy.max_restarts) -> dict:
+          max_restarts: int = Policy.max_restarts, refused=None) -> dict:
     """Make ``dest`` a checked copy of ``source`` (a catalogue entry) and return its record.
+
+    ``refused(transfer, url, response, credential) -> FetchError``: a source type's own message
+    for a 401/403 (kaggle.py names the competition's rules page).
 
     A caller-supplied ``session`` should not retry by itself (see :func:`make_session`): retries
     nested in fetch's own would multiply their bounds. ``secrets`` (default:
@@ -69,7 +72,10 @@ def fetch(source: dict, dest: Path, *, zenodo_api: str = "https://zenodo.org/api
         if actual is not None:  # the file is there and matches its pins: only its record was missing
             return cache.promote(dest, source["name"], secrets.redact(source["url"]), actual, "pinned", expected,
                                  move=False)
-        return Fetcher(source, dest, client, zenodo_api, expected).run()
+        fetcher = Fetcher(source, dest, client, zenodo_api, expected)
+        if refused is not None:
+            fetcher.transfer.refused_hook = refused
+        return fetcher.run()
 
 
 class redacted:

@@ -122,6 +122,7 @@ class HttpTransfer:
     validators: Validators | None = None
     restarts: int = 0
     truncated_at: int | None = None
+    refused_hook: object = None  # a source type's message for 401/403 (see kaggle.py)
     part: Path = field(init=False)
     vfile: Path = field(init=False)
 
@@ -285,6 +286,8 @@ class HttpTransfer:
 
     def refused(self, url: str, resp: requests.Response, cred) -> FetchError:
         """The error for a 401/403 (a service's source type may say more, see kaggle.py)."""
+        if self.refused_hook is not None:
+            return self.refused_hook(self, url, resp, cred)
         return auth.failure(self.client.secrets, self.dest, url, resp.status_code, resp.reason, cred)
 
     def resume_problems(self, v: Validators | None, seen: Validators, start: int, offset: int) -> list[str]:
