@@ -48,11 +48,12 @@ def fetch(source: dict, dest: Path, *, zenodo_api: str = "https://zenodo.org/api
           secrets: _secrets.Secrets | None = None, retry_window: float = Policy.retry_window,
           connect_window: float = Policy.connect_window, deadline: float = Policy.deadline,
           min_speed: float = Policy.min_speed, speed_window: float = Policy.speed_window,
-          max_restarts: int = Policy.max_restarts, refused=None) -> dict:
+          max_restarts: int = Policy.max_restarts, refused=None, progress: bool = True) -> dict:
     """Make ``dest`` a checked copy of ``source`` (a catalogue entry) and return its record.
 
     ``refused(transfer, url, response, credential) -> FetchError``: a source type's own message
-    for a 401/403 (kaggle.py names the competition's rules page).
+    for a 401/403 (kaggle.py names the competition's rules page). ``progress``: a tqdm bar per file
+    (a folder source shows one bar for its items instead).
 
     A caller-supplied ``session`` should not retry by itself (see :func:`make_session`): retries
     nested in fetch's own would multiply their bounds. ``secrets`` (default:
@@ -73,6 +74,7 @@ def fetch(source: dict, dest: Path, *, zenodo_api: str = "https://zenodo.org/api
             return cache.promote(dest, source["name"], secrets.redact(source["url"]), actual, "pinned", expected,
                                  move=False)
         fetcher = Fetcher(source, dest, client, zenodo_api, expected)
+        fetcher.transfer.progress = progress
         if refused is not None:
             fetcher.transfer.refused_hook = refused
         return fetcher.run()

@@ -31,7 +31,7 @@ def get(url: str, rel: str, stage: Path, store: Store, *, settings: dict, secret
     # the download's own state (.part, validators, first-use) stays in the store between runs
     slot = store.downloads / hashlib.sha256(url.encode()).hexdigest()[:24] / Path(rel).name
     source = {"name": name or Path(rel).name, "url": url, "expect": expect, **(expected or {})}
-    record = fetch(source, slot, secrets=secrets, session=session, **settings_kwargs(settings))
+    record = fetch(source, slot, secrets=secrets, session=session, progress=False, **settings_kwargs(settings))
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(slot, target)
     sidecar(slot).unlink(missing_ok=True)  # it describes a file that moved: the item's record takes over

@@ -123,6 +123,7 @@ class HttpTransfer:
     restarts: int = 0
     truncated_at: int | None = None
     refused_hook: object = None  # a source type's message for 401/403 (see kaggle.py)
+    progress: bool = True
     part: Path = field(init=False)
     vfile: Path = field(init=False)
 
@@ -321,7 +322,7 @@ class HttpTransfer:
         try:
             with open(self.part, "ab" if offset else "wb") as fh, tqdm(
                 total=want, initial=offset, desc=self.name, unit="B", unit_scale=True,
-                unit_divisor=1024, mininterval=5, file=sys.stderr,
+                unit_divisor=1024, mininterval=5, file=sys.stderr, disable=not self.progress,
             ) as bar:
                 window_t, window_got = time.monotonic(), got
                 while True:

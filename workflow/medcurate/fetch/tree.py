@@ -51,6 +51,10 @@ def safe_relpath(path: str, where: str) -> PurePosixPath:
     return p
 
 
+def _plural(unit: str) -> str:
+    return unit if unit.endswith("s") else f"{unit}s"
+
+
 def tree_digest(files: list[dict]) -> str:
     """sha256 of the sorted (path, size, digest) listing: the identity of the folder's content."""
     rows = sorted((f["path"], f["size"], f.get("sha256") or f.get("md5") or f.get("git_blob") or "") for f in files)
@@ -137,7 +141,7 @@ def fetch_items(dest: Path, name: str, items: list[Item], fetch_one: Callable[[I
     store.root.mkdir(parents=True, exist_ok=True)
     done = {i.key: r for i in items if (r := store.finished(i.key)) is not None}
     todo = [i for i in items if i.key not in done]
-    log.info("%s: %d %s(s) selected, %d already verified, %d to fetch", name, len(items), unit, len(done), len(todo))
+    log.info("%s: %d %s selected, %d already verified, %d to fetch", name, len(items), _plural(unit), len(done), len(todo))
     failures: list[str] = []
     lock = threading.Lock()
     workers = max(1, min(int(parallel), MAX_PARALLEL))
@@ -169,7 +173,7 @@ def fetch_items(dest: Path, name: str, items: list[Item], fetch_one: Callable[[I
         cls = ChecksumError if any("does not match" in f for f in failures) else FetchError
         shown = "\n".join(f"  - {f}" for f in failures[:20]) + (f"\n  ... and {len(failures) - 20} more"
                                                                   if len(failures) > 20 else "")
-        raise cls(dest, f"{len(failures)} of {len(items)} {unit}(s) of {name} could not be fetched (the "
+        raise cls(dest, f"{len(failures)} of {len(items)} {_plural(unit)} of {name} could not be fetched (the "
                         f"{len(done)} verified ones are kept; re-run to fetch the rest):\n{shown}")
     records = [done[i.key] for i in items]
     store.publish_view(records)
