@@ -155,3 +155,45 @@ def test_workflow_builds_cbis_ddsm_and_kits19_from_the_services_alone(services, 
         assert part["first"] == 2 and part["unit"] == unit and part["of"] > 2
         assert info["counts"]["patients"] <= 2
     assert len(services.paths("/nbia/v4/getImage")) + len(services.paths("/hf/")) == served
+
+
+@pytest.mark.e2e
+def test_workflow_builds_ultrasound_nerve_through_the_kaggle_api_with_a_token(tmp_path, no_tokens):
+    import io
+
+    s = Services()
+    try:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:  # the competition's download-all zip
+            for name in ("train.zip", "train_masks.csv"):
+                zf.write(MIRROR / "ultrasound_nerve" / "manual" / name, name)
+        s.kaggle["ultrasound-nerve-segmentation"] = buf.getvalue()
+        s.kaggle_user = ("alice", "kaggle-key-456")
+        cat = tmp_path / "catalogue"
+        shutil.copytree(ROOT / "config" / "datasets", cat)
+        entry = yaml.safe_load((cat / "ultrasound_nerve.yaml").read_text())
+        entry["sources"][0]["kaggle"]["api"] = s.url("/kaggle/api/v1")
+        (cat / "ultrasound_nerve.yaml").write_text(yaml.safe_dump(entry, sort_keys=False))
+        secrets = tmp_path / "home" / "secrets.yaml"
+        secrets.parent.mkdir(parents=True, exist_ok=True)
+        secrets.write_text(yaml.safe_dump({"kaggle": {"hosts": ["127.0.0.1"], "username": "alice",
+                                                      "key": "kaggle-key-456"}}))
+        secrets.chmod(0o600)
+        config = {"datasets": ["ultrasound_nerve"], "catalogue": str(cat), "shards": 1,
+                  "secrets_file": str(secrets), "download": {"retries": 1, "backoff": 0}}
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+        s.rules_accepted = False
+        proc = snakemake(tmp_path, "--cores", 1, "--configfile", tmp_path / "config.yaml", check=False)
+        log = (tmp_path / "logs" / "fetch" / "ultrasound_nerve" / "ultrasound-nerve-segmentation.zip.log").read_text()
+        assert proc.returncode != 0
+        assert "https://www.kaggle.com/competitions/ultrasound-nerve-segmentation/rules" in log
+        s.rules_accepted = True
+        snakemake(tmp_path, "--cores", 2, "--configfile", tmp_path / "config.yaml")
+        info = json.loads((tmp_path / "results" / "ultrasound_nerve" / "dataset.json").read_text())
+        assert info["counts"]["cases"] > 0 and info["sources"][0]["name"] == "ultrasound-nerve-segmentation.zip"
+        written = "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*")
+                          if p.is_file() and p.suffix in (".json", ".log", ".csv") and p != secrets)
+        assert "kaggle-key-456" not in written
+    finally:
+        s.shutdown()
+        s.server_close()
