@@ -4,17 +4,42 @@ folder once verified."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 import requests
 
 from medcurate import secrets as _secrets
 
-from .core import fetch
+from .core import client_for, fetch, redacted
+from .retry import Policy
 from .sidecars import read_json, sidecar
 from .tree import Store, safe_relpath
+
+
+@contextlib.contextmanager
+def api_client(settings: dict, secrets: _secrets.Secrets):
+    """A client for a service's small API calls (series lists, file lists), under the same retry
+    policy and timeouts as the downloads, with credentials masked in its errors and log lines."""
+    policy = Policy(retries=settings.get("retries", 8), backoff=settings.get("backoff", 2.0))
+    with redacted(secrets), client_for(secrets, float(settings.get("timeout", 60.0)), policy, None) as client:
+        yield client
+
+
+def thread_sessions():
+    """A getter of one HTTP session per worker thread (a session is not shared across threads)."""
+    local = threading.local()
+
+    def get() -> requests.Session:
+        if not hasattr(local, "session"):
+            from .transfer import make_session
+            local.session = make_session()
+        return local.session
+
+    return get
 
 
 def settings_kwargs(settings: dict) -> dict:

@@ -26,9 +26,6 @@ from medcurate.atomic import write_text
 from medcurate.errors import ChecksumError, FetchError
 
 from . import files as _files
-from .core import client_for, redacted
-from .retry import Policy
-from .tcia import threading_local_session
 from .tree import Item, Store, fetch_items, tree_record
 
 log = logging.getLogger("medcurate.fetch")
@@ -75,8 +72,7 @@ def fetch_kits19(source: dict, dest: Path, *, settings: dict, secrets: _secrets.
     key = {"tree": tree_url}
     blobs = _files.read_cached_listing(listing, key)
     if blobs is None:
-        policy = Policy(retries=settings.get("retries", 8), backoff=settings.get("backoff", 2.0))
-        with redacted(secrets), client_for(secrets, float(settings.get("timeout", 60.0)), policy, None) as client:
+        with _files.api_client(settings, secrets) as client:
             resp, _ = client.request(dest, tree_url, {"Accept": "application/vnd.github+json"})
             with resp:
                 if resp.status_code != 200:
@@ -98,7 +94,7 @@ def fetch_kits19(source: dict, dest: Path, *, settings: dict, secrets: _secrets.
     subset = source.get("subset")
     chosen = cases[:subset] if subset is not None else cases
     items = [Item("kits.json", {"meta": True})] + [Item(c) for c in chosen]
-    local = threading_local_session()
+    local = _files.thread_sessions()
 
     def one(item: Item, stage: Path):
         kw = {"settings": settings, "secrets": secrets, "session": local()}

@@ -21,9 +21,6 @@ from medcurate.errors import FetchError
 
 from . import auth
 from . import files as _files
-from .core import client_for, redacted
-from .retry import Policy
-from .tcia import threading_local_session
 from .tree import Item, Store, fetch_items, safe_relpath, tree_record
 
 BASE = "https://physionet.org/files"
@@ -66,8 +63,7 @@ def fetch_project(source: dict, dest: Path, *, settings: dict, secrets: _secrets
     key = {"sums": sums_url}
     saved = _files.read_cached_listing(listing, key)
     if saved is None:
-        policy = Policy(retries=settings.get("retries", 8), backoff=settings.get("backoff", 2.0))
-        with redacted(secrets), client_for(secrets, float(settings.get("timeout", 60.0)), policy, None) as client:
+        with _files.api_client(settings, secrets) as client:
             resp, cred = client.request(dest, sums_url)
             with resp:
                 if resp.status_code in (401, 403):
@@ -87,7 +83,7 @@ def fetch_project(source: dict, dest: Path, *, settings: dict, secrets: _secrets
     subset = source.get("subset")
     chosen = subjects[:subset] if subset is not None else subjects
     items = ([Item(ROOT_ITEM)] if ROOT_ITEM in by_item else []) + [Item(k) for k in chosen]
-    local = threading_local_session()
+    local = _files.thread_sessions()
 
     def one(item: Item, stage: Path):
         out = []

@@ -27,17 +27,13 @@ import urllib.parse
 import zipfile
 from pathlib import Path
 
-import requests
-
 from medcurate import secrets as _secrets
 from medcurate.atomic import write_text
 from medcurate.errors import ChecksumError, FetchError
 
 from . import auth
 from . import files as _files
-from .retry import Policy
-from .core import client_for, redacted
-from .transfer import Client, make_session
+from .transfer import Client
 from .tree import Item, Store, fetch_items, safe_relpath, tree_record
 
 log = logging.getLogger("medcurate.fetch")
@@ -180,9 +176,7 @@ def fetch_collection(source: dict, dest: Path, *, settings: dict, secrets: _secr
     api = spec.get("api", API).rstrip("/")
     store = Store(dest)
     store.root.mkdir(parents=True, exist_ok=True)
-    policy = Policy(retries=settings.get("retries", 8), backoff=settings.get("backoff", 2.0))
-    timeout = float(settings.get("timeout", 60.0))
-    with redacted(secrets), client_for(secrets, timeout, policy, None) as client:
+    with _files.api_client(settings, secrets) as client:
         # the collection's list, kept: a re-run whose series are all there needs no network
         listing = store.root / "series.json"
         key = {"api": api, "collection": spec["collection"], "manifest": spec.get("manifest")}
@@ -205,7 +199,7 @@ def fetch_collection(source: dict, dest: Path, *, settings: dict, secrets: _secr
             cached = rows
     rows, subjects = select(cached, spec.get("group"), source.get("subset"))
     items = [Item(r["SeriesInstanceUID"], r) for r in rows]
-    local = threading_local_session()
+    local = _files.thread_sessions()
 
     def one(item: Item, stage: Path):
         return fetch_series(item.info, stage, store, api, settings=settings, secrets=secrets, session=local())
@@ -216,16 +210,3 @@ def fetch_collection(source: dict, dest: Path, *, settings: dict, secrets: _secr
                        checksum_source="tcia-md5hashes" if checked == ["md5"] else "tcia (md5 where given)",
                        checked=checked, unit="series", subset=_files.subset_fact(source, subjects, "patients"))
 
-
-def threading_local_session():
-    """One HTTP session per worker thread (a session is not shared across threads)."""
-    import threading
-
-    local = threading.local()
-
-    def get() -> requests.Session:
-        if not hasattr(local, "session"):
-            local.session = make_session()
-        return local.session
-
-    return get
