@@ -118,12 +118,13 @@ def _folder_part(value, what: str, where: str) -> str:
     return text
 
 
-def fetch_series(row: dict, stage: Path, store: Store, api: str, *, settings: dict, secrets, session) -> tuple[list[dict], dict]:
+def fetch_series(row: dict, stage: Path, store: Store, api: str, *, settings: dict, secrets,
+                 session) -> tuple[list[dict], dict]:
     """One series: its zip (with md5hashes.csv) downloaded, every file's md5 checked while it is
     extracted into the staging folder."""
     uid = row["SeriesInstanceUID"]
     where = str(store.dest)
-    folder = "/".join(_folder_part(row.get(k), k, where) for k in ("PatientID", "StudyInstanceUID")) + f"/{_folder_part(uid, 'SeriesInstanceUID', where)}"
+    folder = "/".join(_folder_part(row.get(k), k, where) for k in ("PatientID", "StudyInstanceUID", "SeriesInstanceUID"))
     url = f"{api}/getImageWithMD5Hash?{urllib.parse.urlencode({'SeriesInstanceUID': uid})}"
     archive, _ = _files.get(url, f"{uid}.zip", stage.parent / f"{stage.name}.zip.d", store, settings=settings,
                             secrets=secrets, session=session, name=f"{uid}.zip")
@@ -188,13 +189,13 @@ def fetch_collection(source: dict, dest: Path, *, settings: dict, secrets: _secr
                                      settings=settings, secrets=secrets, expect="file")
                 manifest = parse_manifest(path.read_text(encoding="utf-8", errors="replace"), spec["manifest"])
             rows = series_list(client, dest, api, spec["collection"])
-            if manifest is not None:
+            if manifest is not None:  # only the manifest's series, with the list's facts about each
                 by_uid = {r["SeriesInstanceUID"]: r for r in rows}
-                rows = [by_uid.get(u, {"SeriesInstanceUID": u}) for u in manifest]
                 missing = [u for u in manifest if u not in by_uid]
                 if missing:
                     raise FetchError(dest, f"{len(missing)} series of {spec['manifest']} are not in "
                                            f"{spec['collection']}'s series list (e.g. {missing[0]})")
+                rows = [by_uid[u] for u in manifest]
             write_text(listing, json.dumps({"key": key, "series": rows}, indent=1, sort_keys=True) + "\n")
             cached = rows
     rows, subjects = select(cached, spec.get("group"), source.get("subset"))
