@@ -200,7 +200,8 @@ class Services(ThreadingHTTPServer):
       md5hashes.csv), streamed chunked without a Content-Length as NBIA's servlet does; 404 for
       an unknown UID. ``tcia_token``: a Bearer token is required (401 otherwise).
     - ``/github/repos/<repo>/git/trees/<commit>?recursive=1``: a git tree listing (path, type, sha
-      = git blob id, size); ``/raw/<repo>/<commit>/<path>``: raw files; ``/hf/images/<case>.nii.gz``.
+      = git blob id, size); ``/raw/<repo>/<commit>/<path>``: raw files; ``/hf/images/<case>.nii.gz``
+      and ``/hf-api/images`` (Hugging Face's file listing, two entries a page, Link: rel="next").
     - ``/kaggle/api/v1/competitions/data/download-all/<c>``: HTTP Basic required (401), 403 with
       Kaggle's JSON message until ``rules_accepted``, then a 302 to ``/storage/<c>.zip``.
     - ``/physionet/files/<project>/<version>/<path>``: HTTP Basic required (401 with
@@ -217,6 +218,7 @@ class Services(ThreadingHTTPServer):
         self.tree: dict[str, bytes] = {}  # kits19 repository files at the commit (path -> bytes)
         self.repo, self.commit = "", ""
         self.hf: dict[str, bytes] = {}  # case -> imaging bytes
+        self.hf_lfs = True  # the listing gives lfs {oid: sha256, size} (False: Xet-like, no sha256)
         self.kaggle: dict[str, bytes] = {}  # competition -> download-all zip
         self.kaggle_user: tuple[str, str] = ("", "")
         self.rules_accepted = True
@@ -287,6 +289,17 @@ class Services(ThreadingHTTPServer):
                     if body is None:
                         return h.reply(404, b"404: Not Found", "text/plain")
                     return h.reply(200, body[:-1] + bytes([body[-1] ^ 1]) if corrupt else body)
+                if path == "/hf-api/images":  # Hugging Face's file listing, paged by a Link header
+                    cases = sorted(outer.hf)
+                    start = int(query.get("cursor", 0))
+                    page = [{"type": "file", "path": f"images/{c}.nii.gz", "size": len(outer.hf[c]),
+                             "oid": git_blob(outer.hf[c]),
+                             **({"lfs": {"oid": hashlib.sha256(outer.hf[c]).hexdigest(), "size": len(outer.hf[c]),
+                                         "pointerSize": 134}} if outer.hf_lfs else {})}
+                            for c in cases[start:start + 2]]
+                    more = [("Link", f'<{outer.url(f"/hf-api/images?cursor={start + 2}")}>; rel="next"')] \
+                        if start + 2 < len(cases) else []
+                    return h.reply(200, json.dumps(page).encode(), "application/json", more)
                 if path.startswith("/hf/images/"):
                     body = outer.hf.get(path.removeprefix("/hf/images/").removesuffix(".nii.gz"))
                     if body is None:

@@ -106,7 +106,8 @@ def _catalogue(tmp_path: Path, services: Services) -> Path:
     (cat / "cbis_ddsm.yaml").write_text(yaml.safe_dump(cbis, sort_keys=False))
     kits = yaml.safe_load((cat / "kits19.yaml").read_text())
     kits["sources"][0]["kits19"].update(github_api=services.url("/github"), raw=services.url("/raw"),
-                                        imaging=services.url("/hf/images/{case}.nii.gz"))
+                                        imaging=services.url("/hf/images/{case}.nii.gz"),
+                                        imaging_listing=services.url("/hf-api/images"))
     (cat / "kits19.yaml").write_text(yaml.safe_dump(kits, sort_keys=False))
     return cat
 

@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import logging
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -189,10 +190,12 @@ def kits(services):
 def kits_source(s):
     return {"name": "kits19", "kits19": {"repository": "neheller/kits19", "commit": COMMIT,
                                          "github_api": s.url("/github"), "raw": s.url("/raw"),
-                                         "imaging": s.url("/hf/images/{case}.nii.gz")}}
+                                         "imaging": s.url("/hf/images/{case}.nii.gz"),
+                                         "imaging_listing": s.url("/hf-api/images")}}
 
 
 def test_kits19_without_git_checks_git_blob_ids_and_records_imaging_on_first_use(kits, tmp_path):
+    kits.hf_lfs = False  # a listing without LFS sha256 (as for Xet-stored files)
     dest = tmp_path / "kits19"
     record = fetch_source(kits_source(kits), dest, settings=SETTINGS, secrets=NONE)
     with zipfile.ZipFile(KITS) as zf:
@@ -211,6 +214,19 @@ def test_kits19_without_git_checks_git_blob_ids_and_records_imaging_on_first_use
     n = len(kits.requests)
     assert fetch_source(kits_source(kits), dest, settings=SETTINGS, secrets=NONE) == record
     assert len(kits.requests) == n  # a re-run needs no network at all (the tree listing is kept)
+
+
+def test_kits19_imaging_is_pinned_by_the_hugging_face_listing_across_its_pages(kits, tmp_path):
+    record = fetch_source(kits_source(kits), tmp_path / "kits19", settings=SETTINGS, secrets=NONE)
+    assert "Hugging Face LFS sha256" in record["checksum_source"] and "sha256" in record["checked"]
+    assert len(kits.paths("/hf-api/images")) == (len(kits.hf) + 1) // 2  # every page followed
+    stored = json.loads(next((tmp_path / "kits19.store").glob("case_00000.json")).read_text())
+    assert next(f for f in stored["files"] if "imaging" in f["path"])["checksum_source"] == "huggingface-lfs"
+    # a served file that differs from the listing's sha256 (kept from the first run) is refused, naming it
+    kits.hf["case_00001"] = gzip.compress(b"another volume", mtime=0)
+    shutil.rmtree(tmp_path / "kits19.store" / "case_00001")
+    with pytest.raises(ChecksumError, match="case_00001.*does not match: (sha256|md5|size)"):
+        fetch_source(kits_source(kits), tmp_path / "kits19", settings=SETTINGS, secrets=NONE)
 
 
 def test_kits19_label_that_does_not_match_the_commit_is_refused(kits, tmp_path):

@@ -4,9 +4,13 @@ from the repository's files at the pinned commit.
 
 Facts used (DATASETS.md 11c and 22b): imaging at
 ``https://huggingface.co/datasets/neheller/KiTS-Challenge-Imaging/resolve/main/images/case_XXXXX.nii.gz``
-(get_imaging.py at neheller/kits19@456b2934 saves it as data/case_XXXXX/imaging.nii.gz); no
-checksum is published for it, so each is recorded on first use (size, sha256) and a later
-download that differs is reported. Segmentations and kits.json are plain git blobs: the commit's
+(get_imaging.py at neheller/kits19@456b2934 saves it as data/case_XXXXX/imaging.nii.gz). The
+repository publishes no checksum file, but the Hugging Face file listing
+(``/api/datasets/<repo>/tree/<revision>/<folder>``, paged by a ``Link: <...>; rel="next"`` header)
+gives, for a file stored with git LFS, ``lfs: {oid, size}`` where the oid is the content's sha256
+(huggingface.js ListFileEntry); those are pinned when present. A file without it (stored with
+Xet, or the listing unusable) is recorded on first use (size, sha256), and a later download that
+differs is reported. Segmentations and kits.json are plain git blobs: the commit's
 tree (GitHub's ``GET /repos/<owner>/<repo>/git/trees/<commit>?recursive=1``: path, type, sha,
 size per entry; 'truncated' when incomplete) names each file's blob id, which the downloaded
 bytes must give (sha1 of 'blob <size>\\0' + content) -- the publisher's own checksum, pinned by
@@ -33,6 +37,8 @@ log = logging.getLogger("medcurate.fetch")
 GITHUB_API = "https://api.github.com"
 RAW = "https://raw.githubusercontent.com"
 IMAGING = "https://huggingface.co/datasets/neheller/KiTS-Challenge-Imaging/resolve/main/images/{case}.nii.gz"
+IMAGING_LISTING = "https://huggingface.co/api/datasets/neheller/KiTS-Challenge-Imaging/tree/main/images"
+_CASE_FILE = re.compile(r"(?:.*/)?(case_\d{5})\.nii\.gz")
 _SEGMENTATION = re.compile(r"data/(case_\d{5})/segmentation\.nii\.gz")
 
 
@@ -47,6 +53,39 @@ def blobs_from_tree(payload, where: str) -> dict[str, dict]:
         if isinstance(e, dict) and e.get("type") == "blob" and isinstance(e.get("path"), str):
             out[e["path"]] = {"sha": str(e.get("sha", "")).lower(), "size": e.get("size")}
     return out
+
+
+def lfs_pins(entries, where: str) -> dict[str, dict]:
+    """case -> {sha256, size} from one page of a Hugging Face file listing (files stored with LFS)."""
+    if not isinstance(entries, list):
+        raise FetchError(where, "not a Hugging Face file listing (expected a JSON list)")
+    out = {}
+    for e in entries:
+        lfs = e.get("lfs") if isinstance(e, dict) else None
+        m = _CASE_FILE.fullmatch(str(e.get("path", ""))) if isinstance(e, dict) else None
+        if m and isinstance(lfs, dict) and re.fullmatch(r"[0-9a-f]{64}", str(lfs.get("oid", ""))):
+            out[m[1]] = {"sha256": lfs["oid"], "size": int(lfs.get("size", e.get("size")))}
+    return out
+
+
+def imaging_pins(client, dest: Path, url: str) -> dict[str, dict] | None:
+    """Every page of the listing; None (and a warning) when the listing cannot be used."""
+    pins, page, pages = {}, url, 0
+    try:
+        while page and pages < 1000:
+            resp, _ = client.request(dest, page, {"Accept": "application/json"})
+            with resp:
+                if resp.status_code != 200:
+                    raise FetchError(dest, f"{page} answered HTTP {resp.status_code} {resp.reason}")
+                try:
+                    pins.update(lfs_pins(resp.json(), page))
+                except ValueError:
+                    raise FetchError(dest, f"{page} did not answer JSON") from None
+                page, pages = resp.links.get("next", {}).get("url"), pages + 1
+    except FetchError as e:
+        log.warning("%s; the imaging is recorded on first use instead", e.reason)
+        return None
+    return pins
 
 
 def _get_blob(url: str, rel: str, blob: dict, stage: Path, store: Store, **kw) -> dict:
@@ -91,6 +130,17 @@ def fetch_kits19(source: dict, dest: Path, *, settings: dict, secrets: _secrets.
     cases = sorted(m[1] for p in by_path if (m := _SEGMENTATION.fullmatch(p)))
     if not cases:
         raise FetchError(dest, f"{tree_url} lists no data/case_XXXXX/segmentation.nii.gz")
+    # the imaging's sha256 and size where the Hugging Face listing states them
+    listing_url = spec.get("imaging_listing", IMAGING_LISTING)
+    pins_file, pins_key = store.root / "imaging.json", {"listing": listing_url}
+    saved = _files.read_cached_listing(pins_file, pins_key)
+    if saved is None:
+        with _files.api_client(settings, secrets) as client:
+            found = imaging_pins(client, dest, listing_url)
+        if found is not None:  # kept only when the listing answered (else asked again next run)
+            saved = [{"case": c, **v} for c, v in sorted(found.items())]
+            write_text(pins_file, json.dumps({"key": pins_key, "series": saved}, indent=1) + "\n")
+    pins = {p["case"]: {"sha256": p["sha256"], "size": p["size"]} for p in saved or []}
     subset = source.get("subset")
     chosen = cases[:subset] if subset is not None else cases
     items = [Item("kits.json", {"meta": True})] + [Item(c) for c in chosen]
@@ -106,12 +156,15 @@ def fetch_kits19(source: dict, dest: Path, *, settings: dict, secrets: _secrets.
         out = [_get_blob(f"{raw}/{repo}/{commit}/{seg}", seg, by_path[seg], stage, store, **kw)]
         img = f"data/{item.key}/imaging.nii.gz"
         url = imaging.format(case=item.key)
-        _, record = _files.get(url, img, stage, store, **kw)
-        out.append(_files.file_entry(img, record, checksum_source=record["checksum_source"]))
-        return out, {"checked": ["git-blob", "first-use"]}
+        pin = pins.get(item.key)
+        _, record = _files.get(url, img, stage, store, expected=pin, **kw)
+        origin = "huggingface-lfs" if pin else record["checksum_source"]
+        out.append(_files.file_entry(img, record, checksum_source=origin))
+        return out, {"checked": ["git-blob", "sha256" if pin else "first-use"]}
 
     records = fetch_items(dest, source["name"], items, one, settings.get("parallel", 4), "case")
     return tree_record(source["name"], f"https://github.com/{repo}/tree/{commit}", records,
-                       checksum_source="git blob ids of the pinned commit (segmentations, kits.json); imaging "
-                                       "recorded on first use", checked=["git-blob", "size"], unit="case",
+                       checksum_source="git blob ids of the pinned commit (segmentations, kits.json); imaging: "
+                                       + ("Hugging Face LFS sha256" if pins else "recorded on first use"),
+                       checked=["git-blob", "size"] + (["sha256"] if pins else []), unit="case",
                        subset=_files.subset_fact(source, len(cases), "cases"))
