@@ -16,6 +16,7 @@ from medcurate import secrets as _secrets
 
 from .core import client_for, fetch, redacted
 from .retry import Policy
+from .transfer import make_session
 from .sidecars import read_json, sidecar
 from .tree import Store, safe_relpath
 
@@ -35,7 +36,6 @@ def thread_sessions():
 
     def get() -> requests.Session:
         if not hasattr(local, "session"):
-            from .transfer import make_session
             local.session = make_session()
         return local.session
 
