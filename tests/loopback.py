@@ -226,6 +226,7 @@ class Services(ThreadingHTTPServer):
         self.physionet_user: tuple[str, str] = ("", "")
         self.corrupt: set[str] = set()
         self.fail: dict[str, list[int]] = {}
+        self.delay, self.active, self.max_active = 0.0, 0, 0  # series downloads in flight (the cap)
         self.requests: list[tuple[str, dict]] = []
         self.lock = threading.Lock()
         outer = self
@@ -342,22 +343,33 @@ class Services(ThreadingHTTPServer):
                     rows = [s["row"] for s in outer.series.values() if query.get("Collection") == outer.collection]
                     return h.reply(200, json.dumps(rows).encode() if rows else b"", "application/json")
                 if endpoint == "getImageWithMD5Hash":
-                    s = outer.series.get(query.get("SeriesInstanceUID", ""))
-                    if s is None:
-                        return h.reply(404, b"Series not found", "text/plain")
-                    files = dict(s["files"])
-                    hashes = {k: hashlib.md5(v).hexdigest() for k, v in files.items()}
-                    if corrupt:  # the listed md5 of one file disagrees with its bytes
-                        first = sorted(files)[0]
-                        files[first] = files[first] + b"\0"
-                    buf = io.BytesIO()
-                    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-                        for name, data in sorted(files.items()):
-                            zf.writestr(name, data)
-                        zf.writestr("md5hashes.csv", "Filename,MD5Hash\n" + "".join(
-                            f"{k},{v}\n" for k, v in sorted(hashes.items())))
-                    return h.chunked(buf.getvalue(), "application/x-zip-compressed")
+                    with outer.lock:
+                        outer.active += 1
+                        outer.max_active = max(outer.max_active, outer.active)
+                    try:
+                        time.sleep(outer.delay)
+                        return h.series_zip(query, corrupt)
+                    finally:
+                        with outer.lock:
+                            outer.active -= 1
                 return h.reply(404, b"not found", "text/plain")
+
+            def series_zip(h, query, corrupt):
+                s = outer.series.get(query.get("SeriesInstanceUID", ""))
+                if s is None:
+                    return h.reply(404, b"Series not found", "text/plain")
+                files = dict(s["files"])
+                hashes = {k: hashlib.md5(v).hexdigest() for k, v in files.items()}
+                if corrupt:  # the listed md5 of one file disagrees with its bytes
+                    first = sorted(files)[0]
+                    files[first] = files[first] + b"\0"
+                buf = io.BytesIO()
+                with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+                    for name, data in sorted(files.items()):
+                        zf.writestr(name, data)
+                    zf.writestr("md5hashes.csv", "Filename,MD5Hash\n" + "".join(
+                        f"{k},{v}\n" for k, v in sorted(hashes.items())))
+                return h.chunked(buf.getvalue(), "application/x-zip-compressed")
 
         super().__init__(("127.0.0.1", 0), Handler)
         self.daemon_threads = True

@@ -198,3 +198,23 @@ def test_workflow_builds_ultrasound_nerve_through_the_kaggle_api_with_a_token(tm
     finally:
         s.shutdown()
         s.server_close()
+
+
+def test_a_folder_source_is_linked_beside_a_placed_release(tmp_path):
+    """A gated dataset may also have a service's folder source (e.g. PhysioNet files next to placed
+    ones): check_manual links it as it links placed folders, never copying it."""
+    from medcurate.manual import prepare
+    from medcurate.unpack import Limits
+
+    manual, fetched = tmp_path / "manual", tmp_path / "downloads" / "2.1.0"
+    (manual / "extra").mkdir(parents=True)
+    (manual / "extra" / "notes.csv").write_text("a\n")
+    (fetched / "files" / "p10").mkdir(parents=True)
+    (fetched / "files" / "p10" / "x.jpg").write_bytes(b"jpg")
+    plan = {"id": "g", "name": "G", "manual_dir": str(manual), "manual_pins": {}, "unpack": {"nested": True},
+            "access": {"mode": "manual", "request_url": "https://example.org", "instructions": "x",
+                       "expected": [{"path": "extra", "kind": "dir"}, {"path": "2.1.0/files", "kind": "dir"}]}}
+    record = {"name": "2.1.0", "path": str(fetched), "kind": "folder", "sha256": "0" * 64, "files": 1}
+    ready = prepare(plan, [record], tmp_path / "root", Limits())
+    assert (tmp_path / "root" / "2.1.0").is_symlink() and (tmp_path / "root" / "2.1.0" / "files" / "p10" / "x.jpg").is_file()
+    assert ready["sources"][0]["kind"] == "folder"

@@ -366,3 +366,12 @@ def test_physionet_subset_takes_the_first_subject_folders(physionet, tmp_path):
     assert {p for p in got if p.startswith("files/")} == {p for p in PROJECT if p.startswith("files/p10/p10000032/")}
     assert "mimic-cxr-2.0.0-metadata.csv.gz" in got
     assert record["subset"] == {"first": 1, "of": 3, "unit": "subjects"}
+
+
+def test_tcia_series_in_flight_are_capped(tcia, tmp_path):
+    tcia.delay = 0.2
+    fetch_source(tcia_source(tcia), tmp_path / "a", settings={**SETTINGS, "parallel": 2}, secrets=NONE)
+    assert tcia.max_active == 2  # parallel, and never more than asked
+    tcia.max_active = 0
+    fetch_source(tcia_source(tcia), tmp_path / "b", settings={**SETTINGS, "parallel": 50}, secrets=NONE)
+    assert 2 < tcia.max_active <= 8  # MAX_PARALLEL, whatever the setting
