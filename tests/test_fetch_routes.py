@@ -218,3 +218,19 @@ def test_a_folder_source_is_linked_beside_a_placed_release(tmp_path):
     ready = prepare(plan, [record], tmp_path / "root", Limits())
     assert (tmp_path / "root" / "2.1.0").is_symlink() and (tmp_path / "root" / "2.1.0" / "files" / "p10" / "x.jpg").is_file()
     assert ready["sources"][0]["kind"] == "folder"
+
+
+def test_physionet_entry_in_token_mode_is_fetched_only_with_credentials(no_tokens, monkeypatch, tmp_path):
+    cat = tmp_path / "catalogue"
+    shutil.copytree(ROOT / "config" / "datasets", cat)
+    entry = yaml.safe_load((cat / "stare.yaml").read_text())
+    entry.update(id="physio", sources=[{"name": "mimic-cxr-jpg", "physionet": {"project": "mimic-cxr-jpg",
+                                                                               "version": "2.1.0"}}],
+                 access={"mode": "token", "request_url": "https://physionet.org/content/mimic-cxr-jpg/2.1.0/",
+                         "instructions": "Sign the DUA.", "expected": [{"path": "files", "kind": "dir"}]})
+    (cat / "physio.yaml").write_text(yaml.safe_dump(entry, sort_keys=False))
+    assert plan_of("physio", catalogue=str(cat))["access"]["mode"] == "manual"
+    monkeypatch.setenv("MEDCURATE_PHYSIONET_USERNAME", "alice")
+    monkeypatch.setenv("MEDCURATE_PHYSIONET_PASSWORD", "pw")
+    p = plan_of("physio", catalogue=str(cat), options={"physio": {"fetch": {"subset": 10}}})
+    assert p["access"]["mode"] == "open" and p["sources"][0]["subset"] == 10
