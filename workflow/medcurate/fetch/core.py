@@ -8,6 +8,7 @@ only when all of that passed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -80,41 +81,32 @@ def fetch(source: dict, dest: Path, *, zenodo_api: str = "https://zenodo.org/api
         return fetcher.run()
 
 
-class redacted:
+@contextlib.contextmanager
+def redacted(secrets: _secrets.Secrets):
     """Within it, the fetch logger masks credentials, and a MedcurateError leaving it is the
     same error with any credential (or signed URL part) masked."""
-
-    def __init__(self, secrets: _secrets.Secrets):
-        self.secrets, self.filter = secrets, auth.Redact(secrets)
-
-    def __enter__(self):
-        log.addFilter(self.filter)
-        return self
-
-    def __exit__(self, kind, exc, tb):
-        log.removeFilter(self.filter)
-        if isinstance(exc, MedcurateError):
-            clean = type(exc)(self.secrets.redact(exc.path) if exc.path else None, self.secrets.redact(exc.reason))
-            raise clean.with_traceback(tb) from None
-        return False
+    mask = auth.Redact(secrets)
+    log.addFilter(mask)
+    try:
+        yield
+    except MedcurateError as exc:
+        clean = type(exc)(secrets.redact(exc.path) if exc.path else None, secrets.redact(exc.reason))
+        raise clean.with_traceback(exc.__traceback__) from None
+    finally:
+        log.removeFilter(mask)
 
 
-class client_for:
+@contextlib.contextmanager
+def client_for(secrets: _secrets.Secrets, timeout: float, policy: Policy, session: requests.Session | None):
     """A Client for one fetch; the session is closed afterwards unless the caller gave it."""
-
-    def __init__(self, secrets, timeout: float, policy: Policy, session: requests.Session | None):
-        connect = min(timeout, 30.0)
-        self.own = session is None
-        self.client = Client(make_session() if self.own else session, secrets, (connect, timeout),
-                             Budget(policy, connect))
-
-    def __enter__(self) -> Client:
-        return self.client
-
-    def __exit__(self, *exc):
-        if self.own:
-            self.client.session.close()
-        return False
+    connect = min(timeout, 30.0)
+    own = session is None
+    client = Client(make_session() if own else session, secrets, (connect, timeout), Budget(policy, connect))
+    try:
+        yield client
+    finally:
+        if own:
+            client.session.close()
 
 
 class Fetcher:
