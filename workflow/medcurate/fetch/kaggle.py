@@ -19,6 +19,7 @@ from medcurate.errors import FetchError
 
 from . import auth
 from .core import fetch
+from .files import settings_kwargs
 
 API = "https://www.kaggle.com/api/v1"
 
@@ -60,7 +61,6 @@ def fetch_competition(source: dict, dest, *, settings: dict, secrets: _secrets.S
     spec = source["kaggle"]
     url = download_url(spec)
     plain = {k: v for k, v in source.items() if k not in ("kaggle", "subset")}
-    from .files import settings_kwargs
     record = fetch({**plain, "url": url}, dest, secrets=secrets, refused=refusal(spec["competition"]),
                    **settings_kwargs(settings))
     return record
