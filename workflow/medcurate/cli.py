@@ -23,7 +23,8 @@ log = logging.getLogger("medcurate")
 # Settings that cannot change an output travel in the environment, not in a slice, so changing
 # them re-runs nothing (set by the workflow from the config's `download:`).
 DOWNLOAD_ENV = "MEDCURATE_DOWNLOAD"
-DOWNLOAD_DEFAULTS = {"zenodo_api": "https://zenodo.org/api", "timeout": 60.0, "retries": 8, "backoff": 2.0}
+DOWNLOAD_DEFAULTS = {"zenodo_api": "https://zenodo.org/api", "timeout": 60.0, "retries": 8, "backoff": 2.0,
+                     "parallel": 4}
 
 
 def _json_file(path: str, what: str) -> dict:
@@ -70,15 +71,14 @@ def download_settings() -> dict:
 
 
 def cmd_fetch(args) -> None:
-    from .fetch import fetch
+    from .fetch import fetch_source
 
     step = _slice(args, "fetch")
     source = next((s for s in step["sources"] if s["name"] == args.source), None)
     if source is None:
         raise MedcurateError(args.slice, f"no source named {args.source!r} (it has: {', '.join(s['name'] for s in step['sources'])})")
     dl = download_settings()
-    record = fetch(source, Path(args.dest), zenodo_api=dl["zenodo_api"], timeout=dl["timeout"],
-                   retries=dl["retries"], backoff=dl["backoff"])
+    record = fetch_source(source, Path(args.dest), settings=dl)
     _write_json(args.record, {**record, "path": str(Path(args.dest).resolve())})
 
 
@@ -118,8 +118,10 @@ def cmd_unpack(args) -> None:
     paths = [r for r in args.records if r]
     records = _records(paths)
     with _drop_damaged_downloads(paths, records):
-        unpack([Path(r["path"]) for r in records], Path(args.dest), limits=_limits(step), nested=step["unpack"]["nested"],
-               fingerprints={r["name"]: r["sha256"] for r in records})
+        # a folder source (TCIA, KiTS19, PhysioNet) is linked, as a placed folder is
+        folders = [Path(r["path"]) for r in records if r.get("kind") == "folder"]
+        unpack([Path(r["path"]) for r in records if r.get("kind") != "folder"], Path(args.dest), limits=_limits(step),
+               nested=step["unpack"]["nested"], fingerprints={r["name"]: r["sha256"] for r in records}, links=folders)
     sources = [{k: v for k, v in r.items() if k != "path"} for r in records]
     _write_json(args.out, {"root": str(Path(args.dest).resolve()), "sources": sources})
 

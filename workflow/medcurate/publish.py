@@ -129,7 +129,13 @@ def _dataset_json(plan, df, quarantine, duplicates, warnings, fetch_records) -> 
         "warnings": warnings,
         "medcurate_version": __version__,
         "config_digest": plan["config_digest"],
-    }
+    } | _subset(fetch_records)
+
+
+def _subset(records: list[dict]) -> dict:
+    """A build from the first N subjects of a source says so (options.<id>.fetch.subset)."""
+    parts = {r["name"]: r["subset"] for r in records if r.get("subset")}
+    return {"subset": parts} if parts else {}
 
 
 def _source(plan: dict, record: dict) -> dict:
@@ -137,6 +143,7 @@ def _source(plan: dict, record: dict) -> dict:
     if src is None:  # placed by the user (gated dataset): an archive with its sha256, or a folder
         return {"origin": "manual", **{k: record[k] for k in ("name", "kind", "size", "sha256", "checksum_source") if k in record}}
     keep = {k: record.get(k) for k in ("name", "size", "md5", "sha256", "checksum_source")}
+    keep |= {k: record[k] for k in ("kind", "files", "subset") if k in record}  # a folder source
     keep["url"] = src.get("catalogue_url", record.get("url"))
     if src.get("served_from"):
         keep["served_from"] = src["served_from"]
