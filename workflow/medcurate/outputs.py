@@ -49,12 +49,15 @@ def load(path: str | Path, split: str | list[str] | None = None, curated: bool |
     return df
 
 
-def label_columns(meta: dict) -> list[str]:
-    return list(meta["labels"].get("classes", {}))
+def label_columns(meta: dict, columns=None) -> list[str]:
+    """The label columns, in the manifest's order when its ``columns`` are given (dataset.json's
+    keys are sorted)."""
+    classes = meta["labels"].get("classes", {})
+    return [c for c in columns if c in classes] if columns is not None else list(classes)
 
 
 def is_multilabel(meta: dict) -> bool:
-    """Several 0/1 label columns (ChestX-ray14, ODIR): one float vector per case."""
+    """Several 0/1 label columns (ChestX-ray14): one float vector per case."""
     cols = label_columns(meta)
     return len(cols) > 1 and all([str(c) for c in meta["labels"]["classes"][k]] == ["0", "1"] for k in cols)
 
