@@ -193,6 +193,13 @@ def cmd_reclaim(args) -> None:
     print(f"reclaimed {freed / 1e6:.1f} MB; {shared / 1e6:.1f} MB more stay as the results' hard links")
 
 
+def cmd_export(args) -> None:
+    from .exports import export
+
+    options = {k: v for k, v in (("label", args.label), ("dataset_number", args.number)) if v is not None}
+    print(export(args.kind, args.results, args.out, **options))
+
+
 def cmd_samples(args) -> None:
     from .samples import build
 
@@ -238,6 +245,14 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("reclaim", help="remove finished tiers (unpacked, converted, cleaned) and say what that frees")
     s.add_argument("paths", nargs="*")
     s.set_defaults(func=cmd_reclaim)
+
+    s = sub.add_parser("export", help="write one export of a results folder (hf, imagefolder, nnunet, monai, webdataset, croissant)")
+    s.add_argument("kind", choices=["hf", "imagefolder", "nnunet", "monai", "webdataset", "croissant"])
+    s.add_argument("results", help="a results folder, e.g. results/drive")
+    s.add_argument("--out", help="default: exports/<dataset>/<kind> beside the results folder")
+    s.add_argument("--label", help="imagefolder: the label column (default: the manifest's first)")
+    s.add_argument("--number", type=int, help="nnunet: the DatasetNNN number (default: stable, from the id)")
+    s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("samples", help="write the sample mirror and print its sha256 pins")
     s.add_argument("--out", default="workflow/sample-mirror")
