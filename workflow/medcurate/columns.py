@@ -17,7 +17,7 @@ FLOAT = {"mask_area_fraction"}
 # medcurate's own space-separated lists (the ';'-joined records of some publishers stay text)
 LISTS = {"mask_labels": "list[int]", "spacing": "list[float]", "segmentation_ids": "list[int]", "roi_types": "list[str]"}
 _INT = re.compile(r"-?(0|[1-9][0-9]*)")
-_FLOAT = re.compile(r"-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?|nan|-?inf")
+_FLOAT = re.compile(r"-?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?|nan|-?inf")  # '007' is an id
 _FILE = re.compile(r"[^ ]+/[^ ]+\.(png|nii\.gz)")
 
 

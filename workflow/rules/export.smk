@@ -2,6 +2,7 @@
 # of `all`: ask for one by path, e.g. `snakemake --cores 2 exports/drive/nnunet`, or for every
 # export that applies to the configured datasets with `snakemake --cores 2 exports`.
 from medcurate.exports import KINDS as _EXPORT_KINDS
+from medcurate.exports import applicable as _export_applies
 from medcurate.fingerprint import code_digest as _code_digest
 
 EXPORTS = os.path.join(os.path.dirname(os.path.normpath(OUT)), "exports")
@@ -32,4 +33,4 @@ rule export:
 rule exports:
     localrule: True
     input:
-        [f"{EXPORTS}/{ds}/{kind}" for ds in DATASETS for kind, tasks in _EXPORT_KINDS.items() if PLANS[ds]["task"] in tasks],
+        [f"{EXPORTS}/{ds}/{kind}" for ds in DATASETS for kind in _EXPORT_KINDS if _export_applies(kind, PLANS[ds])],

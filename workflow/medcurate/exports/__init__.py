@@ -59,8 +59,9 @@ class Context:
         path.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def applicable(kind: str, task: str) -> bool:
-    return task in KINDS[kind]
+def applicable(kind: str, meta: dict) -> bool:
+    """Whether a dataset (its dataset.json or catalogue plan) has this export."""
+    return meta["task"] in KINDS[kind] and not (kind == "imagefolder" and outputs.is_multilabel(meta))
 
 
 def default_out(results: Path, kind: str) -> Path:
@@ -73,7 +74,7 @@ def export(kind: str, results: str | Path, out: str | Path | None = None, **opti
         raise MedcurateError(kind, f"unknown export kind (known: {', '.join(KINDS)})")
     root = Path(results)
     meta = outputs.info(root)
-    if not applicable(kind, meta["task"]):
+    if meta["task"] not in KINDS[kind]:
         raise MedcurateError(root, f"a {meta['task']} dataset has no {kind} export (it is for {', '.join(KINDS[kind])})")
     df = outputs.load(root)
     sums = read_sums(root / "SHA256SUMS") if (root / "SHA256SUMS").is_file() else {}
