@@ -53,13 +53,13 @@ def test_monai_reads_datalists_2d_and_3d(exported):
     from monai.data import load_decathlon_datalist
     from monai.transforms import LoadImaged
 
-    load = LoadImaged(keys=["image", "label"])
+    load = LoadImaged(keys=["image", "label"], ensure_channel_first=True)
     for dataset, ndim in (("drive", 2), ("acdc", 3)):
         path = exported(dataset, "monai") / "datalist.json"
         training = load_decathlon_datalist(str(path), is_segmentation=True, data_list_key="training")
         assert training and all("fold" in d for d in training)
         item = load(training[0])
-        assert item["image"].shape[-ndim:] == item["label"].shape[-ndim:]
+        assert item["image"].shape[1:] == item["label"].shape[1:] and item["label"].ndim == ndim + 1
     cls = json.loads((exported("chestxray14", "monai") / "datalist.json").read_text())
     assert all(len(d["label"]) == 15 for d in cls["training"])  # multi-label: one vector each
 
@@ -70,7 +70,7 @@ def test_monai_adapter_with_loadimaged(demo):
 
     from medcurate import monai as mm
 
-    ds = mm.dataset(demo("inbreast"), split="test", transform=LoadImaged(keys=["image", "label"]))
+    ds = mm.dataset(demo("inbreast"), split="test", transform=LoadImaged(keys=["image", "label"], ensure_channel_first=True))
     item = ds[0]
     assert item["image"].shape == item["label"].shape and float(item["image"].max()) > 255
 
