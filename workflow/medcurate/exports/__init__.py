@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,8 +66,10 @@ def applicable(kind: str, meta: dict) -> bool:
 
 
 def default_out(results: Path, kind: str) -> Path:
-    """results/<ds> -> exports/<ds>/<kind> beside the results folder."""
-    return results.resolve().parent.parent / "exports" / results.resolve().name / kind
+    """results/<ds> -> exports/<ds>/<kind> beside the results folder (as named: a linked
+    results folder is not followed)."""
+    results = Path(os.path.abspath(results))
+    return results.parent.parent / "exports" / results.name / kind
 
 
 def export(kind: str, results: str | Path, out: str | Path | None = None, **options) -> Path:
