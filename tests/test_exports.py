@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -198,14 +200,22 @@ def test_export_command(demo, tmp_path):
     assert bad.returncode == 1 and "no imagefolder export" in bad.stderr
 
 
-def test_export_rules_stay_outside_all(snakemake_bin, tmp_path):
-    from pathlib import Path
+def _jobs(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run: rule -> job count."""
+    table = output.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
+
+def test_export_rules_stay_outside_all(snakemake_bin, tmp_path):
     root = Path(__file__).resolve().parents[1]
-    cmd = [snakemake_bin, "-s", str(root / "Snakefile"), "--directory", str(tmp_path), "-n", "--quiet", "rules",
-           "--configfile", str(root / "config" / "sample.yaml"), "--config", "datasets=[drive]"]
+    cmd = [snakemake_bin, "-s", str(root / "Snakefile"), "--directory", str(tmp_path), "-n",
+           "--configfile", str(root / "config" / "sample.yaml"), "--config", "datasets=[drive,fetal_planes_db,chestxray14]"]
     every = subprocess.run(cmd + ["--", "exports"], capture_output=True, text=True)
     assert every.returncode == 0, every.stderr
-    assert "export " in every.stdout or "export\n" in every.stdout
+    # drive: hf nnunet monai webdataset croissant; fetal_planes_db: hf imagefolder monai webdataset
+    # croissant; chestxray14 (multi-label): the same less imagefolder
+    assert _jobs(every.stdout)["export"] == 14
+    one = subprocess.run(cmd + ["--", "exports/drive/nnunet"], capture_output=True, text=True)
+    assert one.returncode == 0 and _jobs(one.stdout)["export"] == 1
     default = subprocess.run(cmd, capture_output=True, text=True)
-    assert default.returncode == 0 and "export" not in default.stdout.replace("exports", "")
+    assert default.returncode == 0 and "export" not in _jobs(default.stdout)
