@@ -219,3 +219,17 @@ def test_export_rules_stay_outside_all(snakemake_bin, tmp_path):
     assert one.returncode == 0 and _jobs(one.stdout)["export"] == 1
     default = subprocess.run(cmd, capture_output=True, text=True)
     assert default.returncode == 0 and "export" not in _jobs(default.stdout)
+
+
+def test_croissant_lists_the_publisher_sources_with_checksums(demo, tmp_path):
+    results = tmp_path / "results" / "drive"
+    shutil.copytree(demo("drive"), results)
+    info = json.loads((results / "dataset.json").read_text())
+    info["sources"] = [{"name": "DRIVE.zip", "url": "https://example.org/DRIVE.zip", "sha256": "ab" * 32, "size": 10},
+                       {"name": "placed.zip", "origin": "manual", "sha256": "cd" * 32}]
+    (results / "dataset.json").write_text(json.dumps(info))
+    doc = json.loads((export("croissant", results) / "croissant.json").read_text())
+    sources = [d for d in doc["distribution"] if d["@id"].startswith("source-")]
+    assert [(s["contentUrl"], s["sha256"]) for s in sources] == [("https://example.org/DRIVE.zip", "ab" * 32), ("placed.zip", "cd" * 32)]
+    assert doc["license"] == info["license"] and doc["citeAs"] == info["citation"]
+    assert [r["splits/name"] for r in doc["recordSet"][0]["data"]] == ["train", "val", "test"]
