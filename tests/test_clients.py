@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 
 import medcurate
-from exported import demo, exported  # noqa: F401  (session fixtures)
 
 
 def test_hugging_face_datasets_gives_splits_features_and_labels(demo, exported, tmp_path, monkeypatch):

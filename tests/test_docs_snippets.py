@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from exported import demo  # noqa: F401  (session fixture)
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "using-outputs.md"
 BLOCK = re.compile(r"^```(python|bash)\n(.*?)^```", re.S | re.M)

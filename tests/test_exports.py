@@ -23,7 +23,6 @@ from medcurate import columns
 from medcurate.errors import MedcurateError
 from medcurate.exports import KINDS, applicable, export
 
-from exported import demo, exported  # noqa: F401  (session fixtures)
 
 TASKS = {"fetal_planes_db": "classification", "chestxray14": "classification", "drive": "segmentation",
          "inbreast": "segmentation", "acdc": "volume_segmentation"}

@@ -47,9 +47,9 @@ class Dataset(_TorchDataset):
         if self.multilabel:
             sample["label"] = torch.tensor([float(row[c] == "1") for c in self.label_columns], dtype=torch.float32)
         elif self.label_columns:
-            code = row[self.label_columns[0]]
-            sample["label"] = torch.tensor(-1 if str(code) == "nan" or code is None else
-                                           list(self.df[self.label_columns[0]].cat.categories).index(code), dtype=torch.int64)
+            value = row[self.label_columns[0]]
+            categories = list(self.df[self.label_columns[0]].cat.categories)
+            sample["label"] = torch.tensor(categories.index(value) if value in categories else -1, dtype=torch.int64)
         return self.transform(sample) if self.transform else sample
 
     @property

@@ -13,7 +13,6 @@ from PIL import Image
 from .. import outputs, splits
 from ..errors import MedcurateError
 from ..images import write_png
-from .common import name
 
 
 def number(dataset: str) -> int:

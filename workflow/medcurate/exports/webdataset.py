@@ -11,6 +11,7 @@ import json
 import re
 import tarfile
 
+from ..errors import MedcurateError
 from .common import label_values, mask_columns, target
 
 SHARD_SAMPLES = 1000
@@ -39,7 +40,7 @@ def build(ctx) -> None:
         if part.empty:
             continue
         if part["wds_key"].duplicated().any():
-            raise ValueError(f"case ids collide as WebDataset keys in {split}: {sorted(part.loc[part['wds_key'].duplicated(), 'case_id'])[:5]}")
+            raise MedcurateError(ctx.root, f"case ids collide as WebDataset keys in {split}: {sorted(part.loc[part['wds_key'].duplicated(), 'case_id'])[:5]}")
         rows = [r._asdict() for r in part.itertuples(index=False)]
         for n in range(0, len(rows), SHARD_SAMPLES):
             dest = ctx.stage / f"{split}-{n // SHARD_SAMPLES:06d}.tar"
