@@ -71,6 +71,8 @@ def test_column_types_one_list_separator_and_leading_zeros():
     assert list(df["mask_labels"]) == [[1, 2], []] and df["spacing"][0] == [0.5, 0.5, 3.0]
     assert df["score"].isna().tolist() == [False, True] and df["site"].tolist() == ["007", "010"]
     assert df["grade"].cat.codes.tolist() == [1, -1]
+    with pytest.raises(ValueError, match="'grade' holds \\['X'\\]"):
+        columns.apply(raw.assign(grade=["X", "B"]), types, {"classes": {"grade": ["M", "B"]}})
 
 
 @pytest.mark.parametrize("dataset", sorted(TASKS))

@@ -71,7 +71,10 @@ def apply(df: pd.DataFrame, types: dict[str, str], labels: dict) -> pd.DataFrame
             item = {"list[int]": int, "list[float]": float, "list[str]": str}[kind]
             out[col] = [[item(t) for t in v.split(LIST_SEPARATOR) if t] for v in s]
         elif kind == "category":
-            out[col] = pd.Categorical(s.replace("", None), categories=[str(c) for c in classes[col]])
+            names = [str(c) for c in classes[col]]
+            if unknown := sorted(set(s) - set(names) - {""}):
+                raise ValueError(f"column {col!r} holds {unknown[:5]}, not among dataset.json's classes {names}")
+            out[col] = pd.Categorical(s.replace("", None), categories=names)
         else:
             out[col] = s.astype("string")
     return out

@@ -36,7 +36,10 @@ def load(path: str | Path, split: str | list[str] | None = None, curated: bool |
         raise MedcurateError(manifest, "missing: the results folder is incomplete")
     raw = pd.read_csv(manifest, dtype=str, keep_default_na=False)
     types = meta.get("columns") or columns.column_types(raw, meta["labels"])  # folders published before 'columns'
-    df = columns.apply(raw, types, meta["labels"])
+    try:
+        df = columns.apply(raw, types, meta["labels"])
+    except ValueError as exc:  # a value that does not fit its declared type
+        raise MedcurateError(manifest, str(exc)) from None
     if split is not None:
         wanted = [split] if isinstance(split, str) else list(split)
         if unknown := sorted(set(wanted) - set(SPLITS)):
