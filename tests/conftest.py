@@ -14,6 +14,9 @@ settings.register_profile("ci", derandomize=True, deadline=None)
 settings.register_profile("explore", deadline=None)
 settings.load_profile("explore" if os.environ.get("MEDCURATE_FUZZ") == "explore" else "ci")
 
+# demo(id) / exported(id, kind): demo datasets and their exports, built once per session
+pytest_plugins = ["exported"]
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 

@@ -122,6 +122,8 @@ def _check_nnunet(out: Path, m: pd.DataFrame, info: dict) -> None:
     curated = m[m.curated == 1]
     assert sorted(folds[0]["train"]) == sorted(curated.loc[curated.split == "train", "case_id"])
     assert sorted(folds[0]["val"]) == sorted(curated.loc[curated.split == "val", "case_id"])
+    patients = dict(zip(curated.case_id, curated.patient_id))
+    assert len(folds) == 5 and all(not {patients[c] for c in f["train"]} & {patients[c] for c in f["val"]} for f in folds)
     for row in m.itertuples():
         image, label = nib.load(out / row.image), nib.load(out / row.mask)
         home = "volumes/images/" if not row.curated else "nnunet/imagesTs/" if row.split == "test" else "nnunet/imagesTr/"

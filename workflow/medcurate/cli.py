@@ -196,6 +196,13 @@ def cmd_reclaim(args) -> None:
     print(f"reclaimed {freed / 1e6:.1f} MB; {shared / 1e6:.1f} MB more stay as the results' hard links")
 
 
+def cmd_export(args) -> None:
+    from .exports import export
+
+    options = {k: v for k, v in (("label", args.label), ("dataset_number", args.number)) if v is not None}
+    print(export(args.kind, args.results, args.out, **options))
+
+
 def cmd_samples(args) -> None:
     from .samples import build
 
@@ -249,6 +256,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--online", action="store_true", help="ask each server for the sizes the catalogue does not pin (HEAD)")
     s.add_argument("--timeout", type=float, default=10.0, help="seconds per HEAD request (default 10)")
     s.set_defaults(func=lambda args: __import__("medcurate.plan").plan.cmd_plan(args))
+
+    s = sub.add_parser("export", help="write one export of a results folder (hf, imagefolder, nnunet, monai, webdataset, croissant)")
+    s.add_argument("kind", choices=["hf", "imagefolder", "nnunet", "monai", "webdataset", "croissant"])
+    s.add_argument("results", help="a results folder, e.g. results/drive")
+    s.add_argument("--out", help="default: exports/<dataset>/<kind> beside the results folder")
+    s.add_argument("--label", help="imagefolder: the label column (default: the manifest's first)")
+    s.add_argument("--number", type=int, help="nnunet: the DatasetNNN number (default: stable, from the id)")
+    s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("samples", help="write the sample mirror and print its sha256 pins")
     s.add_argument("--out", default="workflow/sample-mirror")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import __version__, boxes, curation, qc
+from . import __version__, boxes, columns, curation, qc
 from .atomic import atomic_dir, file_digest, link
 from .tiers import BOOKKEEPING, FACTS, QUARANTINE, QUARANTINE_FIELDS, RAW_MASKS, SUMS, read_sums, read_table
 
@@ -72,6 +72,7 @@ def publish(step: dict, tiers: list[Path], split_dir: Path, out: Path, fetch_rec
         if facts := [json.loads((d / FACTS).read_text(encoding="utf-8")) for d in tiers if (d / FACTS).is_file()]:
             info["release_facts"] = facts[0]  # e.g. columns read under a documented alias
         _json(info["counts"], stage / "qc" / "stats.json")
+        info["columns"] = columns.column_types(df, step["labels"])  # medcurate.load applies them
         _json(info, stage / "dataset.json")
         _sha256sums(stage, sums)
     for w in warnings:

@@ -211,3 +211,24 @@ def split_step(selected: Path, step: dict, tiers: list[Path], out: Path, source_
         for name, report_frame in reports.items():
             write_frame(report_frame, stage / f"{name}.csv")
         write_text(stage / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
+
+
+def cv_folds(df: pd.DataFrame, dataset: str, k: int = 5) -> dict[str, int]:
+    """Cross-validation fold (0..k-1) of each train/val case, grouped by patient, so no fold puts
+    a patient on both sides (ACDC: both frames of a patient together). Fold 0 is the published
+    split (its val patients); the train patients go round-robin over folds 1..k-1 in the order of
+    a patient hash, so the folds are balanced and the same on every build. Without val patients
+    all k folds are drawn that way. Test cases have no fold."""
+    pool = df[df["split"].isin(["train", "val"])]
+    val = set(pool.loc[pool["split"] == "val", "patient_id"])
+    rest = sorted(set(pool["patient_id"]) - val, key=lambda p: (unit_hash(f"{dataset}:fold", p), p))
+    first, spread = (1, k - 1) if val else (0, k)
+    fold = {p: 0 for p in val} | {p: first + i % spread for i, p in enumerate(rest)}
+    return {c: fold[p] for c, p in zip(pool["case_id"], pool["patient_id"])}
+
+
+def nnunet_splits(df: pd.DataFrame, dataset: str, k: int = 5) -> list[dict[str, list[str]]]:
+    """nnU-Net's splits_final.json: k folds of {'train': [...], 'val': [...]} case ids."""
+    fold = cv_folds(df, dataset, k)
+    return [{"train": sorted(c for c, f in fold.items() if f != i), "val": sorted(c for c, f in fold.items() if f == i)}
+            for i in range(k)]

@@ -28,6 +28,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
 from skimage import measure
 
+from . import splits
 from .atomic import atomic_path
 from .datasets import files  # follows symlinks, as a gated dataset's root needs
 from .errors import CaseError
@@ -482,8 +483,8 @@ def write_slices(image: np.ndarray, labels: np.ndarray, case_id: str, out: Path,
 
 def nnunet_layout(df: pd.DataFrame, stage: Path, plan: dict, sums: dict) -> pd.DataFrame:
     """Move the staged volumes of the curated cases into nnU-Net v2's raw layout (train and val ->
-    *Tr, test -> *Ts), write its dataset.json and a splits_final.json holding our patient-wise
-    split; rewrite df.image/df.mask and the keys of ``sums``. Excluded cases stay in volumes/
+    *Tr, test -> *Ts), write its dataset.json and a splits_final.json of five patient-grouped
+    folds (fold 0 = our split); rewrite df.image/df.mask and the keys of ``sums``. Excluded cases stay in volumes/
     (listed in the manifest with their reasons), so no nnU-Net fold, not even 'all', trains on them."""
     df = df.copy()
     nn = stage / "nnunet"
@@ -501,7 +502,7 @@ def nnunet_layout(df: pd.DataFrame, stage: Path, plan: dict, sums: dict) -> pd.D
     for sub in ("volumes/images", "volumes/labels", "volumes"):
         if (stage / sub).is_dir() and not any((stage / sub).iterdir()):
             (stage / sub).rmdir()
-    folds = [{s: sorted(df.loc[curated & (df["split"] == s), "case_id"]) for s in ("train", "val")}]
+    folds = splits.nnunet_splits(df[curated], plan["id"])  # five patient-grouped folds, fold 0 = our split
     training = int((curated & df["split"].isin(["train", "val"])).sum())
     _write_json(nn / "dataset.json", nnunet_dataset_json(plan, training))
     _write_json(nn / "splits_final.json", folds)
