@@ -234,3 +234,18 @@ def test_croissant_lists_the_publisher_sources_with_checksums(demo, tmp_path):
     assert [(s["contentUrl"], s["sha256"]) for s in sources] == [("https://example.org/DRIVE.zip", "ab" * 32), ("placed.zip", "cd" * 32)]
     assert doc["license"] == info["license"] and doc["citeAs"] == info["citation"]
     assert [r["splits/name"] for r in doc["recordSet"][0]["data"]] == ["train", "val", "test"]
+
+
+def test_harmonised_columns_are_typed_and_kept_out_of_the_target(demo, exported):
+    from medcurate import outputs
+
+    df = medcurate.load(demo("chestxray14"))
+    meta = df.attrs["dataset"]
+    harmonised = [c for c in df.columns if c.startswith("h_")]
+    assert harmonised and all(str(df[c].dtype) == "Int64" for c in harmonised)
+    target = outputs.label_columns(meta)
+    assert target and not set(target) & set(harmonised) and outputs.is_multilabel(meta)
+    shard = sorted(exported("chestxray14", "webdataset").glob("train-*.tar"))[0]
+    with tarfile.open(shard) as tar:
+        vector = json.loads(next(tar.extractfile(m) for m in tar.getmembers() if m.name.endswith(".labels.json")).read())
+    assert len(vector) == len(target)

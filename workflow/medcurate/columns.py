@@ -8,6 +8,8 @@ import re
 
 import pandas as pd
 
+from .label_policy import HARMONISED_PREFIX
+
 LIST_SEPARATOR = " "
 STRING = {"case_id", "patient_id", "split", "official_split", "source", "subset", "mask_source", "cleaning",
           "mask_sha256", "pixel_sha256", "exclusion"}
@@ -29,7 +31,9 @@ def column_types(df: pd.DataFrame, labels: dict) -> dict[str, str]:
     types = {}
     for col in df.columns:
         values = [v for v in df[col].astype(str) if v != ""]
-        if col in classes:
+        if col.startswith(HARMONISED_PREFIX):  # 1 / 0 / blank in every chest X-ray set alike
+            types[col] = "int"
+        elif col in classes:
             types[col] = "category"
         elif col in STRING or col.endswith("_id"):
             types[col] = "string"

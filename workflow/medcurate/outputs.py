@@ -10,6 +10,7 @@ import pandas as pd
 
 from . import columns
 from .errors import MedcurateError
+from .label_policy import HARMONISED_PREFIX
 
 SPLITS = ("train", "val", "test")
 
@@ -55,8 +56,10 @@ def load(path: str | Path, split: str | list[str] | None = None, curated: bool |
 def label_columns(meta: dict, columns=None) -> list[str]:
     """The label columns, in the manifest's order when its ``columns`` are given (dataset.json's
     keys are sorted)."""
-    classes = meta["labels"].get("classes", {})
-    return [c for c in columns if c in classes] if columns is not None else list(classes)
+    # the chest X-ray family's harmonised h_* columns repeat the own labels in a shared vocabulary:
+    # beside the target, not part of it
+    classes = [c for c in meta["labels"].get("classes", {}) if not c.startswith(HARMONISED_PREFIX)]
+    return [c for c in columns if c in classes] if columns is not None else classes
 
 
 def is_multilabel(meta: dict) -> bool:

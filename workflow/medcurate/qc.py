@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .atomic import atomic_path
 from .curation import exclusion_counts
+from .label_policy import HARMONISED_PREFIX
 
 THUMB = (160, 120)
 PAD = 3
@@ -50,7 +51,7 @@ def compose(df: pd.DataFrame, folder: Path, plan: dict, quarantined: int = 0, th
     """The sheet's header lines and its rows of (tile, caption lines)."""
     curated = df[df["curated"].astype(int) == 1].sort_values("case_id")
     n = plan["qc"]["qc_samples"]
-    columns = list(plan["labels"].get("classes", {}))
+    columns = [c for c in plan["labels"].get("classes", {}) if not c.startswith(HARMONISED_PREFIX)]
     header = _caption(df, plan, quarantined)
     with ThreadPoolExecutor(max(1, threads)) as pool:
         if plan["task"] == "detection":
@@ -116,7 +117,7 @@ def _records(df: pd.DataFrame) -> list[SimpleNamespace]:
 
 def multi_label(plan: dict) -> bool:
     """Several 0/1 columns (one per finding, e.g. ChestX-ray14): a case shows its positive ones."""
-    classes = plan["labels"].get("classes", {})
+    classes = {k: v for k, v in plan["labels"].get("classes", {}).items() if not k.startswith(HARMONISED_PREFIX)}
     return len(classes) > 1 and all(list(v) == ["0", "1"] for v in classes.values())
 
 
