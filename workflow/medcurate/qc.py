@@ -22,7 +22,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .atomic import atomic_path
 from .curation import exclusion_counts
-from .label_policy import HARMONISED_PREFIX
+from .label_policy import target_columns
+from .outputs import binary
 
 THUMB = (160, 120)
 PAD = 3
@@ -51,7 +52,7 @@ def compose(df: pd.DataFrame, folder: Path, plan: dict, quarantined: int = 0, th
     """The sheet's header lines and its rows of (tile, caption lines)."""
     curated = df[df["curated"].astype(int) == 1].sort_values("case_id")
     n = plan["qc"]["qc_samples"]
-    columns = [c for c in plan["labels"].get("classes", {}) if not c.startswith(HARMONISED_PREFIX)]
+    columns = target_columns(plan["labels"].get("classes", {}))
     header = _caption(df, plan, quarantined)
     with ThreadPoolExecutor(max(1, threads)) as pool:
         if plan["task"] == "detection":
@@ -117,8 +118,9 @@ def _records(df: pd.DataFrame) -> list[SimpleNamespace]:
 
 def multi_label(plan: dict) -> bool:
     """Several 0/1 columns (one per finding, e.g. ChestX-ray14): a case shows its positive ones."""
-    classes = {k: v for k, v in plan["labels"].get("classes", {}).items() if not k.startswith(HARMONISED_PREFIX)}
-    return len(classes) > 1 and all(list(v) == ["0", "1"] for v in classes.values())
+    everything = plan["labels"].get("classes", {})
+    classes = {k: everything[k] for k in target_columns(everything)}
+    return len(classes) > 1 and all(binary(v) for v in classes.values())
 
 
 def _class_labels(row, plan: dict, columns: list[str]) -> list[str]:
