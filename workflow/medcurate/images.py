@@ -15,6 +15,7 @@ from PIL import Image, ImageMode, UnidentifiedImageError
 
 from .atomic import atomic_path
 from .errors import CaseError, MedcurateError
+from .pngcopy import PngCopy, copyable
 
 # Pillow's own decompression-bomb guard stays on as a backstop for every other Image.open (QC,
 # near-duplicates read our own PNGs); read_image refuses far earlier, by the pixel budget below.
@@ -69,12 +70,20 @@ def read_image(path: Path, mode: str = "keep") -> np.ndarray:
     """Decode an image file fully (so truncation is caught here, not later) into an array. A
     ``.gz`` file is an image compressed once more with gzip, inflated first. The size its header
     declares is checked against pixel_budget() before any pixel is decoded."""
+    return read_image_png(path, mode)[0]
+
+
+def read_image_png(path: Path, mode: str = "keep") -> tuple[np.ndarray, PngCopy | None]:
+    """read_image, and the source's PNG chunks to copy (pngcopy) when the file is a PNG whose
+    pixels the array holds unchanged (no mode change, same bit depth, sequential): pass it to
+    write_png with that array, which then copies instead of encoding."""
     budget = pixel_budget()
     try:
+        data = _file_bytes(Path(path), budget)
         with warnings.catch_warnings():
             # Pillow warns from 1.6 Gpx; the budget below decides, so its warning is only noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(_file_bytes(Path(path), budget)))
+            im = Image.open(io.BytesIO(data))
         with im:
             width, height = im.size
             per_pixel = _bytes_per_pixel(im.mode, mode)
@@ -82,8 +91,9 @@ def read_image(path: Path, mode: str = "keep") -> np.ndarray:
             if reason := over_budget(declared, width * height * per_pixel, budget):
                 raise CaseError(path, reason)
             im.load()
-            im = _normalise_mode(im, mode)
-            return np.asarray(im)
+            normal = _normalise_mode(im, mode)
+            arr = np.asarray(normal)
+            return arr, (copyable(data, arr) if normal is im and im.format == "PNG" else None)
     except FileNotFoundError:
         raise CaseError(path, "file is missing") from None
     except Image.DecompressionBombError as exc:  # a header declaring billions of pixels
@@ -126,7 +136,11 @@ def _file_bytes(path: Path, budget: int) -> bytes:
 
 
 def _normalise_mode(im: Image.Image, mode: str) -> Image.Image:
+    """The image in the output mode; ``im`` itself when nothing changes (read_image_png relies on
+    that to know the pixels are the file's own)."""
     if mode in ("L", "RGB"):
+        if im.mode == mode:
+            return im
         return im.convert(mode)
     if im.mode == "P":
         return im.convert("RGBA" if "transparency" in im.info else "RGB")
@@ -146,18 +160,27 @@ def pixel_digest(arr: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def write_png(arr: np.ndarray, dest: Path, level: int) -> str:
-    """PNG without timestamps or text chunks, so equal pixels give equal bytes. Returns the file's
-    sha256 (from the encoded bytes: SHA256SUMS need not read the file back)."""
+def write_png(arr: np.ndarray, dest: Path, level: int, source: PngCopy | None = None) -> str:
+    """PNG without timestamps or text chunks, so equal inputs give equal bytes. With ``source``
+    (read_image_png's, for this very array) the source's image data chunks are copied instead of
+    encoding (pngcopy). Returns the file's sha256 (from the bytes written: SHA256SUMS need not read
+    the file back)."""
+    if source is not None and source.fits(arr):
+        data = source.png()
+    else:
+        data = encode_png(arr, level)
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def encode_png(arr: np.ndarray, level: int) -> bytes:
     if arr.dtype == np.uint16 and arr.ndim != 2:
         raise ValueError("16-bit colour images are not supported")
     im = Image.fromarray(np.ascontiguousarray(arr))  # uint16 -> 'I;16', saved as 16-bit PNG
     buf = io.BytesIO()
     im.save(buf, format="PNG", compress_level=level, optimize=False)
-    data = buf.getvalue()
-    with atomic_path(dest) as tmp:
-        tmp.write_bytes(data)
-    return hashlib.sha256(data).hexdigest()
+    return buf.getvalue()
 
 
 def colours_to_labels(rgb: np.ndarray, table: dict[str, list[int]], values: dict[str, int]) -> tuple[np.ndarray, dict]:
