@@ -13,7 +13,8 @@ For one input set it measures, each in a fresh folder under <data>/runs/:
   (b) the naive approach: a generated Snakefile with one job per image (`python naive_one.py`,
       the same decode, digest and PNG encode; masks too for INbreast) plus an unzip and a manifest job;
   (c) the codec floor: N processes that only decode every input and encode every output with the
-      same code and settings (medcurate.images.write_png, png_compress_level);
+      same decoder and, as the floor was defined before PNG passthrough and pngframe, Pillow's PNG
+      encoder at png_compress_level (so "medcurate / floor" stays comparable across versions);
   (d) the demo (config/sample.yaml), its no-op re-run, and dry-runs of config/config.yaml and of
       every catalogue entry;
   (e) re-builds after one change at a time, in (a)'s folder, from the state (a) left: a split
@@ -327,19 +328,30 @@ def kind_dir(kind: str) -> str:
 
 
 def _floor_one(args) -> int:
+    """Decode one input and encode its outputs with Pillow at the configured level: the codec floor
+    as issue 17 defines it (today's encoder, every image decoded and encoded), kept fixed while
+    medcurate's own writer changed (PNG passthrough, pngframe), so ratios stay comparable."""
     kind, src, dest, level = args
+    import io
+
     import numpy as np
-    from medcurate.images import read_image, write_png
+    from medcurate.images import read_image
+    from PIL import Image
+
+    def pillow_png(arr, path):
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG", compress_level=level, optimize=False)
+        Path(path).write_bytes(buf.getvalue())
 
     if kind == "fetal":
         arr = read_image(Path(src))
-        write_png(arr, Path(dest), level)
+        pillow_png(arr, dest)
     else:
         from medcurate.dicom import read_dicom
 
         arr = read_dicom(Path(src))
-        write_png(arr, Path(dest), level)
-        write_png(np.zeros(arr.shape, np.uint8), Path(dest).with_suffix(".mask.png"), level)
+        pillow_png(arr, dest)
+        pillow_png(np.zeros(arr.shape, np.uint8), Path(dest).with_suffix(".mask.png"))
     return arr.size
 
 

@@ -16,6 +16,7 @@ from PIL import Image, ImageMode, UnidentifiedImageError
 from .atomic import atomic_path
 from .errors import CaseError, MedcurateError
 from .pngcopy import PngCopy, copyable
+from .pngframe import encode
 
 # Pillow's own decompression-bomb guard stays on as a backstop for every other Image.open (QC,
 # near-duplicates read our own PNGs); read_image refuses far earlier, by the pixel budget below.
@@ -175,12 +176,9 @@ def write_png(arr: np.ndarray, dest: Path, level: int, source: PngCopy | None = 
 
 
 def encode_png(arr: np.ndarray, level: int) -> bytes:
-    if arr.dtype == np.uint16 and arr.ndim != 2:
-        raise ValueError("16-bit colour images are not supported")
-    im = Image.fromarray(np.ascontiguousarray(arr))  # uint16 -> 'I;16', saved as 16-bit PNG
-    buf = io.BytesIO()
-    im.save(buf, format="PNG", compress_level=level, optimize=False)
-    return buf.getvalue()
+    """PNG bytes of the array: 'up'-filtered rows deflated by the pinned libdeflate (pngframe: the
+    same bytes on every machine, ~3x faster than Pillow at level 1)."""
+    return encode(arr, level)
 
 
 def colours_to_labels(rgb: np.ndarray, table: dict[str, list[int]], values: dict[str, int]) -> tuple[np.ndarray, dict]:
