@@ -1,6 +1,7 @@
 """PNG passthrough (pngcopy): a source PNG already in the output's mode and depth is written by
 copying its IHDR and IDAT chunks, never re-encoded; everything else still goes through the encoder."""
 
+import hashlib
 import io
 import struct
 import zlib
@@ -242,3 +243,39 @@ def test_pngcopy_refuses_what_it_does_not_know(tmp_path):
     broken[at] ^= 0xFF  # a flipped bit in the image data: CRC mismatch
     assert pngcopy.copyable(bytes(broken), arr) is None
     assert pngcopy.copyable(good[:-12], arr) is None  # no IEND
+
+
+def test_a_source_with_nothing_to_drop_is_hard_linked(tmp_path):
+    """The copy would equal the file: the converted image is the unpacked file itself (no disk)."""
+    arr = texture((30, 40))
+    src = tmp_path / "plain.png"
+    src.write_bytes(_save(Image.fromarray(arr)))  # IHDR, IDAT, IEND only
+    src.chmod(0o644)
+    decoded, source = images.read_image_png(src)
+    digest = images.write_png(decoded, tmp_path / "out" / "plain.png", 1, source)
+    out = tmp_path / "out" / "plain.png"
+    assert out.stat().st_ino == src.stat().st_ino and out.read_bytes() == src.read_bytes()
+    assert digest == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert not list((tmp_path / "out").glob(".*"))  # no temporary link left behind
+    # a file with another mode than the outputs' 0644 is copied, not linked (the tree stays uniform)
+    src.chmod(0o600)
+    decoded, source = images.read_image_png(src)
+    images.write_png(decoded, tmp_path / "out" / "private.png", 1, source)
+    assert (tmp_path / "out" / "private.png").stat().st_ino != src.stat().st_ino
+    assert (tmp_path / "out" / "private.png").read_bytes() == src.read_bytes()
+    # with metadata to drop, never a link
+    (tmp_path / "meta.png").write_bytes(with_metadata(arr))
+    decoded, source = images.read_image_png(tmp_path / "meta.png")
+    images.write_png(decoded, tmp_path / "out" / "meta.png", 1, source)
+    assert (tmp_path / "out" / "meta.png").stat().st_nlink == 1
+
+
+def test_a_symlinked_source_is_copied_not_linked(tmp_path):
+    """Gated sets' unpacked tier links the user's own files: those are never hard-linked into outputs."""
+    arr = texture((10, 10))
+    (tmp_path / "user.png").write_bytes(_save(Image.fromarray(arr)))
+    (tmp_path / "user.png").chmod(0o644)
+    (tmp_path / "link.png").symlink_to(tmp_path / "user.png")
+    decoded, source = images.read_image_png(tmp_path / "link.png")
+    images.write_png(decoded, tmp_path / "out.png", 1, source)
+    assert (tmp_path / "out.png").stat().st_nlink == 1 and (tmp_path / "user.png").stat().st_nlink == 1

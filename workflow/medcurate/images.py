@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import os
+import stat
 import warnings
 import zlib
 from pathlib import Path
@@ -15,7 +16,7 @@ from PIL import Image, ImageMode, UnidentifiedImageError
 
 from .atomic import atomic_path
 from .errors import CaseError, MedcurateError
-from .pngcopy import PngCopy, copyable
+from .pngcopy import PngCopy, copyable, linkable
 from .pngframe import encode
 
 # Pillow's own decompression-bomb guard stays on as a backstop for every other Image.open (QC,
@@ -94,7 +95,8 @@ def read_image_png(path: Path, mode: str = "keep") -> tuple[np.ndarray, PngCopy 
             im.load()
             normal = _normalise_mode(im, mode)
             arr = np.asarray(normal)
-            return arr, (copyable(data, arr) if normal is im and im.format == "PNG" else None)
+            copy = copyable(data, arr) if normal is im and im.format == "PNG" else None
+            return arr, (linkable(copy, data, Path(path)) if copy and not Path(path).name.endswith(".gz") else copy)
     except FileNotFoundError:
         raise CaseError(path, "file is missing") from None
     except Image.DecompressionBombError as exc:  # a header declaring billions of pixels
@@ -168,11 +170,30 @@ def write_png(arr: np.ndarray, dest: Path, level: int, source: PngCopy | None = 
     the file back)."""
     if source is not None and source.fits(arr):
         data = source.png()
+        if source.same_as is not None and _link(source.same_as, Path(dest)):
+            return hashlib.sha256(data).hexdigest()
     else:
         data = encode_png(arr, level)
     with atomic_path(dest) as tmp:
         tmp.write_bytes(data)
     return hashlib.sha256(data).hexdigest()
+
+
+def _link(src: Path, dest: Path) -> bool:
+    """Hard-link ``src`` (a file equal to the output) to ``dest`` atomically; False when it cannot
+    be (another file system, links not supported, a mode other than the outputs' 0644), and the
+    caller writes a copy."""
+    try:
+        if stat.S_IMODE(src.stat().st_mode) != 0o644:
+            return False
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.link")
+        tmp.unlink(missing_ok=True)
+        os.link(src, tmp)
+        os.replace(tmp, dest)
+        return True
+    except OSError:
+        return False
 
 
 def encode_png(arr: np.ndarray, level: int) -> bytes:

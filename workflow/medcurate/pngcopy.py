@@ -6,6 +6,9 @@ IDAT chunks byte for byte, adds IEND, and drops everything else (text, timestamp
 gamma, colour profile, transparency key, suggested palette: the output contract allows no
 metadata, and re-encoding the decoded array would drop them too). The result is a function of the
 source file's bytes alone, so it is byte-reproducible on any machine without any codec involved.
+When the source has nothing to drop, the output is the source file itself: images.write_png then
+hard-links the unpacked file (both tiers are replaced whole, never edited in place), so the
+converted image costs no disk.
 
 Kept out (those files are re-encoded as before):
 - interlaced (Adam7) sources: their data stays interlaced if copied, which is bigger and makes
@@ -22,7 +25,8 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -42,6 +46,9 @@ class PngCopy:
     ihdr: bytes  # the whole chunk: length, type, data, CRC
     idat: bytes  # every IDAT chunk, whole, in file order
     pixels: np.ndarray
+    # the source file, when the copy would equal it byte for byte (nothing dropped): write_png may
+    # then hard-link it instead of writing a second copy (no disk for the converted image)
+    same_as: Path | None = None
 
     def fits(self, arr: np.ndarray) -> bool:
         return arr is self.pixels
@@ -83,6 +90,14 @@ def copyable(data: bytes, pixels: np.ndarray) -> PngCopy | None:
         return None
     pixels.flags.writeable = False  # the copy stands for these values: nobody may change them in place
     return PngCopy(ihdr=data[ihdr_start:ihdr_end], idat=data[start:end], pixels=pixels)
+
+
+def linkable(copy: PngCopy, data: bytes, path: Path) -> PngCopy:
+    """``copy`` with same_as=path when its PNG is ``data`` itself (the file carries nothing to drop)
+    and the file is a plain file (not a link to a user's own file)."""
+    if len(data) == len(SIGNATURE) + len(copy.ihdr) + len(copy.idat) + len(IEND) and copy.png() == data and not path.is_symlink():
+        return replace(copy, same_as=path)
+    return copy
 
 
 def _chunks(data: bytes) -> list[tuple[bytes, int, int]] | None:
