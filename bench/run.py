@@ -281,10 +281,14 @@ def disk_use(d: Path) -> dict:
 
 def reclaim(config: Path, d: Path) -> dict:
     """The reclaim command a user runs when the build is done, then the disk again."""
-    proc = subprocess.run([*snakemake(), "--directory", str(d), "--cores", "1", "--configfile", str(config), "reclaim"],
+    # the target first: --configfile takes several values and would swallow it
+    proc = subprocess.run([*snakemake(), "reclaim", "--directory", str(d), "--cores", "1", "--configfile", str(config)],
                           check=False, capture_output=True, text=True)
     said = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "reclaimed" in ln]
-    return {"returncode": proc.returncode, "said": said[-1] if said else "", "disk": disk_use(d)}
+    out = {"returncode": proc.returncode, "said": said[-1] if said else "", "disk": disk_use(d)}
+    if proc.returncode:
+        out["output_tail"] = (proc.stdout + proc.stderr)[-2000:]
+    return out
 
 
 NAIVE_SNAKEFILE = '''\

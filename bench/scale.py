@@ -30,7 +30,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import run  # noqa: E402  (bench/run.py: measure, run_medcurate, disk_use, reclaim, config_for)
 
-KINDS = ("fetch_source", "unpack_archives", "check_manual", "convert_shard", "select_curated", "split_dataset", "publish_dataset")
+# job kinds as run.by_kind names them (the medcurate subcommand of each job process)
+KINDS = ("fetch", "unpack", "check-manual", "convert", "select", "split", "publish")
 
 
 def dry_run_real(work: Path) -> dict:
@@ -73,11 +74,13 @@ def one_size(n: int, data: Path, work: Path, cores: int) -> dict:
 
 
 def table(results: dict) -> str:
+    seen = {k for r in results["sizes"].values() for k in r["kinds"]}
+    kinds = [k for k in KINDS if k in seen] + sorted(seen - set(KINDS))
     rows = ["| images | wall | CPU | wall / image | CPU / image | orchestration | others' load | "
-            + " | ".join(f"{k} peak RSS" for k in KINDS) + " |",
-            "|" + "---:|" * (7 + len(KINDS))]
+            + " | ".join(f"{k} peak RSS" for k in kinds) + " |",
+            "|" + "---:|" * (7 + len(kinds))]
     for n, r in sorted(results["sizes"].items(), key=lambda kv: int(kv[0])):
-        rss = [f"{r['kinds'][k]['rss_mb_max']:.0f} MB" if k in r["kinds"] else "-" for k in KINDS]
+        rss = [f"{r['kinds'][k]['rss_mb_max']:.0f} MB" if k in r["kinds"] else "-" for k in kinds]
         rows.append(f"| {int(n):,} | {r['wall']:.1f} s | {r['cpu']:.1f} s | {r['wall'] / r['images'] * 1000:.1f} ms | "
                     f"{r['cpu'] / r['images'] * 1000:.1f} ms | {run.orchestration(r, results['cores']):.1%} | "
                     f"{r['foreign_cores']:.2f} cores | " + " | ".join(rss) + " |")
@@ -101,8 +104,12 @@ def main() -> int:
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--data", type=Path, default=HERE / "data")
     p.add_argument("--dry-run-only", action="store_true")
+    p.add_argument("--table", action="store_true", help="only print the table of the last run's results.json")
     args = p.parse_args()
     work = args.data.resolve() / "runs" / "scale"
+    if args.table:
+        print(table(json.loads((work / "results.json").read_text())))
+        return 0
     work.mkdir(parents=True, exist_ok=True)
     code = run.snapshot_code(work / "code")
     run.CODE = Path(code["path"])
