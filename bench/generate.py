@@ -30,6 +30,14 @@ inbreast -> <out>/inbreast/
   Pixels: a breast silhouette with smooth density variation plus quantum noise (sigma ~25 of 16383),
   so 16-bit PNG output is ~1/2 of the raw size, as for real mammograms.
 
+cxr14 -> <out>/chestxray14-<n>/ for each of --sizes (default 1000,3000,9000)
+  images_001..012.tar.gz    NIH's layout: images/<patient8>_<followup3>.png, 1024x1024 8-bit grey
+                            PNGs (~3 bits/pixel, as the real ~375 KB files), no ancillary chunk
+  manual/                   Data_Entry_2017_v2020.csv (the split bracket headers, trailing empty
+                            column), train_val_list.txt, test_list.txt (~77 % of patients)
+  catalogue/, config.yaml   the archives as file:// sources with sha256, manual_dirs for the lists
+  cxr14-src/images/         the PNGs, drawn once for the largest size (git-ignored like all data)
+
 Everything is deterministic for given arguments. bench/data/ is git-ignored.
 """
 
@@ -289,15 +297,135 @@ def generate_inbreast(out: Path, n_images: int, jobs: int) -> None:
     print(f"inbreast: {base}, config {out / 'inbreast' / 'config.yaml'}", file=sys.stderr)
 
 
+# ------------------------------------------------------------------------------ ChestX-ray14
+
+CXR_FINDINGS = ["Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
+                "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia"]
+CXR_REAL_IMAGES, CXR_REAL_PATIENTS, CXR_ARCHIVES, CXR_SIDE = 112_120, 30_805, 12, 1024
+_CXR_FIELD: np.ndarray | None = None
+
+
+def _cxr_field() -> np.ndarray:
+    """A 2048^2 radiograph-like texture (smooth anatomy-scale variation plus fine grain) that
+    images are windows of: enough entropy that 8-bit PNG takes ~3 bits per pixel, as the real
+    ~375 KB per 1024x1024 file (42 GB / 112,120)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(14)
+    coarse = np.asarray(Image.fromarray(rng.random((16, 16)).astype(np.float32)).resize((2 * FIELD // 2, 2 * FIELD // 2), Image.Resampling.BICUBIC), np.float32)
+    grain = ndimage.gaussian_filter(rng.normal(0, 1, (FIELD, FIELD)).astype(np.float32), 0.8)
+    return (40 + 150 * coarse.clip(0, 1) + 9 * grain).astype(np.float32)
+
+
+def chest_png(name: str) -> bytes:
+    global _CXR_FIELD
+    if _CXR_FIELD is None:
+        _CXR_FIELD = _cxr_field()
+    rng = _rng(name)
+    y0, x0 = rng.integers(0, FIELD - CXR_SIDE, 2)
+    px = (_CXR_FIELD[y0:y0 + CXR_SIDE, x0:x0 + CXR_SIDE] * (0.8 + 0.4 * rng.random())).clip(0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(px).save(buf, format="PNG", compress_level=1)  # IHDR, IDAT, IEND: no ancillary chunk
+    return buf.getvalue()
+
+
+def _write_chest(args: tuple[str, str]) -> int:
+    name, dest = args
+    data = chest_png(name)
+    Path(dest).write_bytes(data)
+    return len(data)
+
+
+def cxr_rows(n_images: int) -> list[dict]:
+    """Data_Entry rows: patients with 1..n follow-ups in the real images-per-patient ratio, findings
+    drawn with roughly the real frequencies, ~77 % of patients in train_val_list."""
+    rng = _rng(f"cxr14/{n_images}")
+    n_patients = max(1, round(n_images * CXR_REAL_PATIENTS / CXR_REAL_IMAGES))
+    owners = np.sort(rng.integers(0, n_patients, n_images))
+    rows, follow = [], {}
+    freq = np.array([0.103, 0.025, 0.119, 0.177, 0.052, 0.056, 0.013, 0.047, 0.042, 0.021, 0.022, 0.015, 0.030, 0.002])
+    for p in owners:
+        patient = int(p) + 1
+        f = follow.get(patient, 0)
+        follow[patient] = f + 1
+        hits = [CXR_FINDINGS[i] for i in np.flatnonzero(rng.random(14) < freq)]
+        rows.append({"name": f"{patient:08d}_{f:03d}.png", "labels": "|".join(hits) or "No Finding", "follow": f,
+                     "patient": patient, "age": int(rng.integers(1, 95)), "sex": "MF"[int(rng.integers(0, 2))],
+                     "view": ["PA", "AP"][int(rng.random() < 0.4)], "test": patient > 0.77 * n_patients})
+    return rows
+
+
+def generate_cxr14(out: Path, sizes: list[int], jobs: int) -> None:
+    """One folder per size, chestxray14-<n>/: images_001..012.tar.gz (images/<name>.png, members
+    dealt in name order as NIH's are), manual/ with the three metadata files, a catalogue entry
+    with the archives as file:// sources (sha256 pinned), config.yaml. The PNGs of the largest size
+    are drawn once into cxr14-src/ and the smaller sizes take their first n rows' images."""
+    import tarfile
+
+    biggest = max(sizes)
+    src = out / "cxr14-src" / "images"
+    src.mkdir(parents=True, exist_ok=True)
+    rows = cxr_rows(biggest)
+    todo = [(r["name"], str(src / r["name"])) for r in rows if not (src / r["name"]).is_file()]
+    print(f"cxr14: {len(rows)} images ({len(todo)} to draw)", file=sys.stderr)
+    with ProcessPoolExecutor(jobs) as pool:
+        for i, _ in enumerate(pool.map(_write_chest, todo, chunksize=32), start=1):
+            if i % 1000 == 0:
+                print(f"  {i}/{len(todo)}", file=sys.stderr)
+    for n in sorted(sizes):
+        base = out / f"chestxray14-{n}"
+        (base / "manual").mkdir(parents=True, exist_ok=True)
+        mine = cxr_rows(n)  # its own patients and lists, images drawn under the same names
+        missing = [r["name"] for r in mine if not (src / r["name"]).is_file()]
+        for name in missing:
+            _write_chest((name, str(src / name)))
+        header = ("Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
+                  "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y],")
+        lines = [header] + [f"{r['name']},{r['labels']},{r['follow']},{r['patient']},{r['age']},{r['sex']},{r['view']},"
+                            f"2500,2048,0.143,0.143," for r in mine]
+        (base / "manual" / "Data_Entry_2017_v2020.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        (base / "manual" / "train_val_list.txt").write_text("".join(f"{r['name']}\n" for r in mine if not r["test"]))
+        (base / "manual" / "test_list.txt").write_text("".join(f"{r['name']}\n" for r in mine if r["test"]))
+        sources, total = [], 0
+        per = -(-len(mine) // CXR_ARCHIVES)
+        for a in range(CXR_ARCHIVES):
+            archive = base / f"images_{a + 1:03d}.tar.gz"
+            part = mine[a * per:(a + 1) * per]
+            if not archive.is_file():
+                tmp = archive.with_suffix(".tmp")
+                with tarfile.open(tmp, "w:gz", compresslevel=1) as tf:
+                    for r in part:
+                        info = tf.gettarinfo(str(src / r["name"]), f"images/{r['name']}")
+                        info.mtime, info.mode, info.uid, info.gid, info.uname, info.gname = 1_500_000_000, 0o644, 0, 0, "", ""
+                        with open(src / r["name"], "rb") as fh:
+                            tf.addfile(info, fh)
+                os.replace(tmp, archive)
+            total += archive.stat().st_size
+            sources.append({"name": archive.name, "url": archive.resolve().as_uri(), "sha256": _sha256(archive)})
+        entry = yaml.safe_load((ROOT / "config" / "datasets" / "chestxray14.yaml").read_text())
+        entry["sources"] = sources
+        (base / "catalogue").mkdir(exist_ok=True)
+        (base / "catalogue" / "chestxray14.yaml").write_text(yaml.safe_dump(entry, sort_keys=False))
+        config = {"datasets": ["chestxray14"], "catalogue": str((base / "catalogue").resolve()),
+                  "manual_dirs": {"chestxray14": str((base / "manual").resolve())}}
+        (base / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        (base / "inputs.json").write_text(json.dumps({"dataset": "chestxray14", "images": len(mine), "archive_bytes": total,
+                                                      "root": str(src.parent), "inputs": [f"images/{r['name']}" for r in mine]}))
+        print(f"cxr14: {base} ({len(mine)} images, {total / 1e9:.2f} GB in {CXR_ARCHIVES} archives)", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("dataset", choices=["fetal", "inbreast"])
+    p.add_argument("dataset", choices=["fetal", "inbreast", "cxr14"])
+    p.add_argument("--sizes", default="1000,3000,9000", help="cxr14: image counts, one folder each")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "data")
     p.add_argument("--images", type=int, help="default: 12400 (fetal), 320 (inbreast)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.dataset == "fetal":
+    if args.dataset == "cxr14":
+        generate_cxr14(args.out.resolve(), [int(n) for n in args.sizes.split(",")], args.jobs)
+    elif args.dataset == "fetal":
         generate_fetal(args.out.resolve(), args.images or REAL_IMAGES, args.jobs)
     else:
         generate_inbreast(args.out.resolve(), args.images or 320, args.jobs)

@@ -23,7 +23,7 @@ import numpy as np
 from . import boxes, datasets, masks
 from .atomic import write_text
 from .errors import CaseError, MedcurateError
-from .images import pixel_digest, read_image, write_png
+from .images import pixel_digest, read_image_png, write_png
 from .rows import case_row, rel
 from .tiers import BOXES, FACTS, PART, QUARANTINE, QUARANTINE_FIELDS, RAW_MASKS, SUMS, write_sums, write_table
 
@@ -96,7 +96,7 @@ def _check_case(case: datasets.Case, plan: dict) -> None:
 
 def _convert_case(case: datasets.Case, root: Path, plan: dict, module, out: Path, sums: dict,
                   box_rows: list[dict] | None = None) -> dict:
-    image = load_image(case, plan, module)
+    image, source = load_image_png(case, plan, module)
     columns = {"width": image.shape[1], "height": image.shape[0], "pixel_sha256": pixel_digest(image), "mask_sha256": ""}
     mask_rel = ""
     if plan["task"] == "segmentation":
@@ -112,7 +112,8 @@ def _convert_case(case: datasets.Case, root: Path, plan: dict, module, out: Path
         # the module parses its release's box files; the conversion to pixels is boxes.py's alone
         rows, box_columns = boxes.convert(module.load_boxes(case, plan), image.shape, plan["labels"]["boxes"], case.case_id)
         columns.update(box_columns, box_source=rel(case.mask, root), **_extra_masks(case, plan, module, image.shape, out, sums))
-    sums[f"images/{case.case_id}.png"] = write_png(image, out / "images" / f"{case.case_id}.png", plan["png_compress_level"])
+    # a source PNG already in the output's mode and depth is copied, not re-encoded (pngcopy)
+    sums[f"images/{case.case_id}.png"] = write_png(image, out / "images" / f"{case.case_id}.png", plan["png_compress_level"], source)
     if plan["task"] == "detection":
         box_rows += rows  # only once the case is converted: a quarantined case leaves no boxes
     return case_row(case, root, plan["module"], f"images/{case.case_id}.png", mask_rel, **columns)
@@ -121,10 +122,16 @@ def _convert_case(case: datasets.Case, root: Path, plan: dict, module, out: Path
 def load_image(case: datasets.Case, plan: dict, module) -> np.ndarray:
     """Decode a case's image (the module's reader, else the generic one) and record its shape on
     the case, so load_mask builds the label map at the decoded matrix."""
+    return load_image_png(case, plan, module)[0]
+
+
+def load_image_png(case: datasets.Case, plan: dict, module):
+    """load_image, and the source PNG's chunks to copy when the generic reader returned its pixels
+    unchanged (images.read_image_png); None for a module's own reader (it may crop, flip, rescale)."""
     reader = getattr(module, "load_image", None)
-    image = reader(case, plan) if reader else read_image(case.image, plan["convert"]["image_mode"])
+    image, source = (reader(case, plan), None) if reader else read_image_png(case.image, plan["convert"]["image_mode"])
     case.shape = image.shape
-    return image
+    return image, source
 
 
 def _extra_masks(case, plan: dict, module, shape: tuple, out: Path, sums: dict) -> dict:
