@@ -8,6 +8,7 @@ the incrementally updated results must equal a fresh build with every change app
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -49,7 +50,9 @@ class Repo:
         path.write_text(yaml.safe_dump(config or self.config))
         cmd = [self.exe, "-s", str(self.root / "Snakefile"), *args, "--directory", str(workdir or self.run),
                "--cores", "2", "--configfile", str(path)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+        # the copy's package, not the installed one, runs (in this process and in the jobs' `medcurate`)
+        env = {**os.environ, "PYTHONPATH": str(self.root / "workflow")}
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False, env=env)
         if proc.returncode:
             pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
         return proc.stdout + proc.stderr

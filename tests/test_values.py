@@ -27,7 +27,8 @@ import pydicom
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from medcurate import curation, images, shapes
+from medcurate import curation, images
+from medcurate.formats import shapes
 from medcurate.datasets import Case, bcdr, cbis_ddsm, cdd_cesm, inbreast, isic2019, mias
 from medcurate.dicom import SIGNED_OFFSET, decode_dicom, read_dicom
 from medcurate.errors import CaseError, MedcurateError

@@ -21,4 +21,4 @@ rule clean_masks:
     conda:
         ENV
     shell:
-        "MEDCURATE_MEM_MB={resources.mem_mb} python -m medcurate clean --slice {params.slice:q} --converted {input:q} --out {output:q} > {log:q} 2>&1"
+        "MEDCURATE_MEM_MB={resources.mem_mb} medcurate clean --slice {params.slice:q} --converted {input:q} --out {output:q} > {log:q} 2>&1"

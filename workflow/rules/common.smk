@@ -2,25 +2,23 @@
 import hashlib
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
-ROOT = Path(workflow.basedir)
-PKG = ROOT / "workflow"
-sys.path.insert(0, str(PKG))
-# Jobs run `python -m medcurate` from this checkout, installed or not, with the interpreter that
-# runs snakemake (a venv need not be activated); a conda env, when used, comes first on PATH.
-# (Set, not read from the user, so no envvars: assertion applies.)
-os.environ.update(
-    PYTHONPATH=os.pathsep.join(filter(None, [str(PKG), os.getenv("PYTHONPATH")])),
-    PATH=os.pathsep.join([os.path.dirname(sys.executable), os.getenv("PATH", "")]),
-)
-
+# The workflow imports the installed package (pip install -e . in the checkout, or a wheel) and
+# its jobs run the installed `medcurate` entry point: found on PATH (an activated venv), or, with
+# --sdm conda, installed into the rules' environment by envs/medcurate.yaml.
 from medcurate import catalogue as _catalogue
 from medcurate import cli as _cli
 from medcurate import manual as _manual
 from medcurate.errors import MedcurateError as _MedcurateError
 
+ROOT = Path(workflow.basedir)
+_conda = any("conda" in str(m).lower() for m in workflow.deployment_settings.deployment_method)
+if not _conda and shutil.which("medcurate") is None:
+    raise _MedcurateError("PATH", "the 'medcurate' command the jobs run is not on PATH: activate the "
+                          f"environment medcurate is installed in (this snakemake runs {sys.executable})")
 CONFIG = _catalogue.load_config(config, ROOT)
 CATALOGUE = _catalogue.load_catalogue(CONFIG)
 DATASETS = CONFIG["datasets"]

@@ -22,5 +22,5 @@ rule convert_shard:
     conda:
         ENV
     shell:
-        "MEDCURATE_MEM_MB={resources.mem_mb} python -m medcurate convert --slice {params.slice:q} --ready {input:q}"
+        "MEDCURATE_MEM_MB={resources.mem_mb} medcurate convert --slice {params.slice:q} --ready {input:q}"
         " --shard {wildcards.shard} --shards {params.shards} --out {output:q} > {log:q} 2>&1"

@@ -21,5 +21,5 @@ rule fetch_source:
     conda:
         ENV
     shell:
-        "python -m medcurate fetch --slice {params.slice:q} --source {wildcards.source:q}"
+        "medcurate fetch --slice {params.slice:q} --source {wildcards.source:q}"
         " --dest {params.dest:q} --record {output:q} > {log:q} 2>&1"

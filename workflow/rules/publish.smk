@@ -32,7 +32,7 @@ rule publish_dataset:
     conda:
         ENV
     shell:
-        "python -m medcurate publish --slice {params.slice:q} --ready {input.ready:q}"
+        "medcurate publish --slice {params.slice:q} --ready {input.ready:q}"
         " --tiers {input.converted:q} {input.cleaned:q} --split {input.split:q} --out {params.out:q}"
         " --threads {threads} > {log:q} 2>&1"
 
@@ -50,4 +50,4 @@ rule reclaim:
     conda:
         ENV
     shell:
-        "python -m medcurate reclaim {params.paths:q} > {log:q} 2>&1; cat {log:q}"
+        "medcurate reclaim {params.paths:q} > {log:q} 2>&1; cat {log:q}"

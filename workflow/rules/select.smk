@@ -18,4 +18,4 @@ rule select_curated:
     conda:
         ENV
     shell:
-        "MEDCURATE_MEM_MB={resources.mem_mb} python -m medcurate select --slice {params.slice:q} --tiers {input:q} --out {output:q} > {log:q} 2>&1"
+        "MEDCURATE_MEM_MB={resources.mem_mb} medcurate select --slice {params.slice:q} --tiers {input:q} --out {output:q} > {log:q} 2>&1"

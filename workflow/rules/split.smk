@@ -18,5 +18,5 @@ rule split_dataset:
     conda:
         ENV
     shell:
-        "python -m medcurate split --slice {params.slice:q} --selected {input.selected:q}"
+        "medcurate split --slice {params.slice:q} --selected {input.selected:q}"
         " --tiers {input.tiers:q} --out {output:q} > {log:q} 2>&1"

@@ -23,7 +23,7 @@ rule unpack_archives:
     conda:
         ENV
     shell:
-        "python -m medcurate unpack --slice {params.slice:q} --records {input:q}"
+        "medcurate unpack --slice {params.slice:q} --records {input:q}"
         " --dest {params.dest:q} --out {output:q} > {log:q} 2>&1"
 
 
@@ -46,5 +46,5 @@ rule check_manual:
     conda:
         ENV
     shell:
-        "python -m medcurate check-manual --slice {params.slice:q} --records {input:q}"
+        "medcurate check-manual --slice {params.slice:q} --records {input:q}"
         " --dest {params.dest:q} --out {output:q} > {log:q} 2>&1"

@@ -1,6 +1,11 @@
-"""Dataset modules: each holds only its dataset's quirks.
+"""Dataset folders: everything specific to one dataset sits in ``datasets/<id>/``.
 
-A module defines ``cases(root, plan) -> list[Case]`` (enumerate cases, labels, official split,
+``__init__.py`` (its quirks module), ``dataset.yaml`` (its catalogue entry), ``sample.py`` (its
+sample-mirror builder), ``sample.sha256`` (the mirror's pins, written by ``medcurate samples``),
+``README.md`` (its facts and their sources) and ``test_<id>.py`` (its tests). This module holds what
+the quirks modules share (``Case``, file finders, CSV reading); catalogue.py lists the folders.
+
+A quirks module defines ``cases(root, plan) -> list[Case]`` (enumerate cases, labels, official split,
 image and mask sources). It may define ``load_image(case, plan)``, ``load_mask(case, plan) -> (mask,
 actions)`` (``case.shape`` is then the decoded image's shape) and ``load_extra_mask(case, plan, name)``
 where the generic readers do not fit; ``load_mask`` may add facts to ``case.meta`` (``roi_types``,
