@@ -68,3 +68,28 @@ def test_write_pins_round_trips(tmp_path, monkeypatch):
     (tmp_path / "stare" / "sample.sha256").write_text("not a pin\n")
     with pytest.raises(catalogue.CatalogueError, match=r"sample.sha256: not a sha256sum line"):
         catalogue.sample_pins("stare")
+
+
+@pytest.mark.parametrize("ds", [d for d in IDS if catalogue.load_entry(PKG / "datasets" / d / "dataset.yaml", d)["task"] != "volume_segmentation"])
+def test_loaders_return_their_facts_and_leave_the_case_alone(ds, sample_root, mirror, tmp_path):
+    """What loading finds (roi_types, flags, decoding parameters, the file read) is returned in
+    datasets.Loaded, never set on the case: the case after loading is the case enumerated."""
+    import copy
+
+    from medcurate import convert, datasets
+    from medcurate.testing import sample_plan, unpacked
+
+    plan = sample_plan(ds)
+    module = datasets.load(plan["module"])
+    root = sample_root(ds) if plan["access"]["mode"] == "manual" else unpacked(mirror, ds, tmp_path / ds)
+    cases = [c for c in convert.enumerate_cases(root, plan) if c.problem is None and c.image is not None][:4]
+    assert cases
+    for case in cases:
+        before = copy.deepcopy({k: v for k, v in vars(case).items() if k != "shape"})
+        try:
+            convert.load_image(case, plan, module)
+            if plan["task"] == "segmentation":
+                datasets.loaded(module.load_mask(case, plan))
+        except datasets.CaseError:
+            continue  # a case the sample quarantines on purpose
+        assert {k: v for k, v in vars(case).items() if k != "shape"} == before, case.case_id

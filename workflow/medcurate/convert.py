@@ -15,7 +15,6 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
 
 from . import datasets, masks
 from .atomic import write_text
@@ -84,29 +83,33 @@ def _check_case(case: datasets.Case, plan: dict) -> None:
 
 
 def _convert_case(case: datasets.Case, root: Path, plan: dict, module, out: Path, sums: dict) -> dict:
-    image = load_image(case, plan, module)
+    decoded = load_image(case, plan, module)
+    image, facts = decoded.array, dict(decoded.facts)
     columns = {"width": image.shape[1], "height": image.shape[0], "pixel_sha256": pixel_digest(image), "mask_sha256": ""}
     mask_rel = ""
     if plan["task"] == "segmentation":
-        mask, actions = module.load_mask(case, plan)  # may add facts (roi_types, flags) to case.meta
+        drawn = datasets.loaded(module.load_mask(case, plan))
+        mask, actions = drawn.array, drawn.actions
+        facts.update(drawn.facts)  # roi_types, flags: the manifest columns the curation rules read
         masks.check(mask, image.shape, plan["labels"]["mask"], case.mask)
         mask_rel = f"{RAW_MASKS}/{case.case_id}.png"
         sums[mask_rel] = write_png(mask, out / mask_rel, plan["png_compress_level"])
         # measured here on the raw map, while it is in memory: the clean step only re-measures
         # the masks it changes
-        columns.update(masks.mask_measures(mask), mask_source=rel(case.mask, root), cleaning=";".join(actions))
+        columns.update(masks.mask_measures(mask), mask_source=rel(drawn.source or case.mask, root), cleaning=";".join(actions))
         columns.update(_extra_masks(case, plan, module, image.shape, out, sums))
     sums[f"images/{case.case_id}.png"] = write_png(image, out / "images" / f"{case.case_id}.png", plan["png_compress_level"])
-    return case_row(case, root, plan["module"], f"images/{case.case_id}.png", mask_rel, **columns)
+    return case_row(case, root, plan["module"], f"images/{case.case_id}.png", mask_rel,
+                    source=decoded.source, facts=facts, **columns)
 
 
-def load_image(case: datasets.Case, plan: dict, module) -> np.ndarray:
+def load_image(case: datasets.Case, plan: dict, module) -> datasets.Loaded:
     """Decode a case's image (the module's reader, else the generic one) and record its shape on
     the case, so load_mask builds the label map at the decoded matrix."""
     reader = getattr(module, "load_image", None)
-    image = reader(case, plan) if reader else read_image(case.image, plan["convert"]["image_mode"])
-    case.shape = image.shape
-    return image
+    decoded = datasets.loaded(reader(case, plan) if reader else read_image(case.image, plan["convert"]["image_mode"]))
+    case.shape = decoded.array.shape
+    return decoded
 
 
 def _extra_masks(case, plan: dict, module, shape: tuple, out: Path, sums: dict) -> dict:

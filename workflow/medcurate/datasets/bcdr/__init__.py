@@ -31,12 +31,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from ...formats import shapes
 from ...errors import CaseError, MedcurateError
 from ...masks import compose
-from .. import Case, files, read_text, slug
+from .. import Case, Loaded, files, read_text, slug
 
 VIEWS = {1: "RCC", 2: "LCC", 3: "RO", 4: "LO"}
 CLASSES = ("Benign", "Malignant")
@@ -204,22 +203,22 @@ def _patient_from_name(name: str) -> str:
     return str(int(m.group(1))) if m else name
 
 
-def load_mask(case: BcdrCase, plan: dict) -> tuple[np.ndarray, list[str]]:
+def load_mask(case: BcdrCase, plan: dict) -> Loaded:
     shape = case.shape[:2]
-    layers, actions = [], []
+    layers, actions, facts = [], [], {}
     for r in case.outlines:
         try:
             region, degenerate = shapes.polygon(r.xs, r.ys, shape)
         except shapes.CoordinateError as exc:
             raise CaseError(case.mask, f"line {r.line}: lesion {r.lesion_id}: {exc.reason}") from None
         if not shapes.is_region(r.xs, r.ys):
-            case.meta["degenerate_roi"] = 1
+            facts["degenerate_roi"] = 1
             actions.append(f"lesion_{r.lesion_id}:fewer_than_3_points")
         elif degenerate:
             actions.append(f"lesion_{r.lesion_id}:degenerate_outline_kept_as_vertices")
         if min(r.xs) < 0 or min(r.ys) < 0 or max(r.xs) >= shape[1] or max(r.ys) >= shape[0]:
-            case.meta["outline_clipped"] = 1
+            facts["outline_clipped"] = 1
             actions.append(f"lesion_{r.lesion_id}:outline_clipped_to_image")
         layers.append((r.classification.lower(), region))
-    case.meta["roi_types"] = "freehand"
-    return compose(shape, layers, plan["labels"]), actions
+    facts["roi_types"] = "freehand"
+    return Loaded(compose(shape, layers, plan["labels"]), facts, actions)

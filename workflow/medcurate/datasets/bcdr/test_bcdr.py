@@ -184,8 +184,9 @@ def test_cases_of_both_subsets(root, plan):
 def test_label_map_per_lesion_class(root, plan):
     case = by_id(enumerate_cases(root, plan))["BCDR-D01_img_1_1_1_RCC"]
     convert.load_image(case, plan, bcdr)
-    mask, actions = bcdr.load_mask(case, plan)
-    assert mask.shape == (510, 416) and actions == [] and case.meta["roi_types"] == "freehand"
+    drawn = bcdr.load_mask(case, plan)
+    mask, actions = drawn.array, drawn.actions
+    assert mask.shape == (510, 416) and actions == [] and drawn.facts["roi_types"] == "freehand"
     assert mask[200, 120] == 1 and mask[330, 150] == 2 and mask[10, 400] == 0 and mask[200, 160] == 0
     assert set(np.unique(mask)) == {0, 1, 2}
 
@@ -241,10 +242,11 @@ def test_outline_outside_image_is_clipped_flagged_and_excluded(copy_root, plan):
     path.write_text("\n".join(lines) + "\n")
     case = by_id(enumerate_cases(copy_root, plan))["BCDR-D02_img_5_6_1_LCC"]
     convert.load_image(case, plan, bcdr)
-    mask, actions = bcdr.load_mask(case, plan)
-    assert mask[40, 410] == 1 and case.meta["outline_clipped"] == 1
+    drawn = bcdr.load_mask(case, plan)
+    mask, actions, meta = drawn.array, drawn.actions, {**case.meta, **drawn.facts}
+    assert mask[40, 410] == 1 and meta["outline_clipped"] == 1 and case.meta["outline_clipped"] == 0  # returned, not set
     assert actions == ["lesion_4:outline_clipped_to_image"]
-    assert curation.exclusions(mask, case.meta, curation.measures(mask), plan["select"]) == ["outline_clipped"]
+    assert curation.exclusions(mask, meta, curation.measures(mask), plan["select"]) == ["outline_clipped"]
 
 
 def test_every_subset_found_including_nested_f03(tmp_path, plan):
@@ -256,7 +258,7 @@ def test_every_subset_found_including_nested_f03(tmp_path, plan):
     (case,) = bcdr.cases(tmp_path, plan)
     assert case.subset == "BCDR-F03" and case.image == image and case.case_id == "BCDR-F03_img_7_2_1_RO"
     convert.load_image(case, plan, bcdr)
-    mask, _ = bcdr.load_mask(case, plan)
+    mask = bcdr.load_mask(case, plan).array
     assert mask[15, 15] == 1 and mask.sum() == 100
 
 

@@ -44,7 +44,7 @@ from skimage.transform import resize
 from ... import masks
 from ...dicom import decode_dicom, read_dicom
 from ...errors import CaseError, MedcurateError
-from .. import Case, files, find_one, slug
+from .. import Case, Loaded, files, find_one, slug
 
 log = logging.getLogger("medcurate.datasets.cbis_ddsm")
 
@@ -307,13 +307,12 @@ def _unreadable_note(unreadable: dict) -> str:
 # ---------------------------------------------------------------- pixels
 
 
-def load_image(case: MammogramCase, plan: dict) -> np.ndarray:
+def load_image(case: MammogramCase, plan: dict) -> Loaded:
     decoded = decode_dicom(case.image, plan["dicom"])
-    case.meta.update(decoded.manifest())  # how the PNG's values give the file's back (pixel_slope...)
-    return decoded.pixels
+    return Loaded(decoded.pixels, decoded.manifest())  # how the PNG's values give the file's back (pixel_slope...)
 
 
-def load_mask(case: MammogramCase, plan: dict) -> tuple[np.ndarray, list[str]]:
+def load_mask(case: MammogramCase, plan: dict) -> Loaded:
     layers, actions, chosen = [], [], []
     for r in case.abnormalities:
         path, region = pick_mask(case.roi_files[r.abnormality_id], case.shape, r)
@@ -326,10 +325,8 @@ def load_mask(case: MammogramCase, plan: dict) -> tuple[np.ndarray, list[str]]:
             region = resize(region.astype(np.uint8), case.shape, order=0, preserve_range=True, anti_aliasing=False) > 0
             actions.append(f"mask_resized:{size}")
         layers.append((r.abnormality_type, region))
-    case.mask = chosen[0]
-    case.meta["mask_resized"] = int(bool(actions))
-    case.meta["roi_types"] = "mask"
-    return masks.compose(case.shape, layers, plan["labels"]), actions
+    facts = {"mask_resized": int(bool(actions)), "roi_types": "mask"}
+    return Loaded(masks.compose(case.shape, layers, plan["labels"]), facts, actions, source=chosen[0])
 
 
 def pick_mask(paths: list[Path], shape: tuple[int, int], row: Abnormality) -> tuple[Path, np.ndarray]:

@@ -275,15 +275,16 @@ def test_cases_one_per_mammogram_with_any_malignant_label(root, plan):
                          ids=lambda m: m.key)
 def test_label_map_is_the_drawn_lesions_whatever_the_file_order(root, plan, m):
     case = _cases(root, plan)[m.key]
-    image = cb.load_image(case, plan)
-    mask, actions = cb.load_mask(case, plan)
+    image = cb.load_image(case, plan).array
+    drawn = cb.load_mask(case, plan)
+    mask, actions = drawn.array, drawn.actions
     value = 1 if m.key.startswith("Mass") else 2
     expected = np.zeros(image.shape, np.uint8)
     for lesion in m.lesions:
         expected[sample.lesion_region(m, lesion)] = value
     assert image.dtype == np.uint16 and image.shape == (m.size[1], m.size[0])
     assert np.array_equal(mask, expected) and actions == []
-    assert case.meta["mask_resized"] == 0 and case.meta["roi_types"] == "mask"
+    assert drawn.facts["mask_resized"] == 0 and drawn.facts["roi_types"] == "mask"
     x, y = m.lesions[0].centre
     assert mask[int(y * m.size[1]), int(x * m.size[0]) if "_LEFT_" in m.key else m.size[0] - 1 - int(x * m.size[0])] == value
     assert mask[0, 0] == 0 and mask[-1, m.size[0] // 2] == 0
@@ -293,8 +294,7 @@ def test_mask_is_told_from_the_crop_by_pixels_not_names(root, plan, tmp_path):
     case = _cases(root, plan)["Mass-Training_P_00004_LEFT_MLO"]
     files = case.roi_files[1]
     assert len(files) == 2 and all("ROI mask images" in str(f) for f in files)
-    cb.load_mask(case, plan)
-    assert case.mask == files[1]  # the second listed: the first is the crop
+    assert cb.load_mask(case, plan).source == files[1]  # the second listed: the first is the crop
     row = case.abnormalities[0]
     with pytest.raises(CaseError, match=r"no binary ROI mask near the mammogram's 280x470 .*1-1\.dcm: \d+x\d+, not binary"):
         cb.pick_mask(files[:1], case.shape, row)
@@ -314,15 +314,16 @@ def test_mask_is_told_from_the_crop_by_pixels_not_names(root, plan, tmp_path):
 
 def test_size_mismatch_resized_and_flagged_or_quarantined(root, plan):
     case = _cases(root, plan)["Calc-Training_P_00041_RIGHT_CC"]
-    mask, actions = cb.load_mask(case, plan)
-    assert actions == ["mask_resized:270x458->260x440"] and case.meta["mask_resized"] == 1
+    drawn = cb.load_mask(case, plan)
+    mask, actions, chosen = drawn.array, drawn.actions, drawn.source
+    assert actions == ["mask_resized:270x458->260x440"] and drawn.facts["mask_resized"] == 1
     m = next(m for m in sample.MAMMOGRAMS if m.key == case.case_id)
     drawn = sample.lesion_region(m, m.lesions[0])
     assert mask.shape == drawn.shape and ((mask == 2) & drawn).sum() / ((mask == 2) | drawn).sum() > 0.9
     strict = {**plan, "convert": {**plan["convert"], "mask_size_mismatch": "quarantine"}}
     with pytest.raises(CaseError) as err:
         cb.load_mask(_cases(root, plan)[case.case_id], strict)
-    assert Path(err.value.path) == case.mask and "mask is 270x458 but its mammogram" in err.value.reason and "is 260x440" in err.value.reason
+    assert Path(err.value.path) == chosen and "mask is 270x458 but its mammogram" in err.value.reason and "is 260x440" in err.value.reason
 
 
 def test_missing_series_quarantines_naming_uid_and_csv_line(root, plan, tmp_path):

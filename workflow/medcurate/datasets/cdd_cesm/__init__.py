@@ -37,13 +37,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from ... import masks
 from ...formats import shapes, xlsx
 from ...formats.via import SHAPES, Region, ViaImage, bounds_no_region, parse_via, rasterise  # noqa: F401 (used by tests)
 from ...errors import CaseError, MedcurateError
-from .. import Case, files, read_text
+from .. import Case, Loaded, files, read_text
 
 log = logging.getLogger("medcurate.datasets.cdd_cesm")
 
@@ -212,7 +211,7 @@ def _one(root: Path, pattern: str) -> Path:
 # ------------------------------------------------------------------ conversion
 
 
-def load_mask(case: CesmCase, plan: dict) -> tuple[np.ndarray, list[str]]:
+def load_mask(case: CesmCase, plan: dict) -> Loaded:
     shape = case.shape[:2]
     layers, actions, kinds, outside, no_region = [], [], set(), 0, 0
     for region in case.regions:
@@ -234,7 +233,7 @@ def load_mask(case: CesmCase, plan: dict) -> tuple[np.ndarray, list[str]]:
             actions.append(f"degenerate_{region.shape}:{region.region_id}")
         layers.append(("lesion", region_mask))
     ids = sorted(r.region_id for r in case.regions)
-    case.meta.update(
+    facts = dict(
         regions=len(case.regions),
         roi_types=" ".join(sorted(kinds)),
         regions_missing=int(ids != list(range(case.region_count))),
@@ -242,4 +241,4 @@ def load_mask(case: CesmCase, plan: dict) -> tuple[np.ndarray, list[str]]:
         roi_outside_image=int(outside > 0),
         degenerate_roi=int(no_region > 0),
     )
-    return masks.compose(shape, layers, plan["labels"]), actions
+    return Loaded(masks.compose(shape, layers, plan["labels"]), facts, actions)

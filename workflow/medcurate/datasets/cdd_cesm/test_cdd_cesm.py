@@ -135,11 +135,12 @@ def test_real_excerpt_joins_the_real_xlsx(realdata, tmp_path):
     roi = {}
     for key in sorted(annotated):
         convert.load_image(cases[key], plan, cdd)
-        mask, actions = cdd.load_mask(cases[key], plan)
+        drawn = cdd.load_mask(cases[key], plan)
+        mask, actions = drawn.array, drawn.actions
         assert set(np.unique(mask)) == {0, 1} and actions == []
-        roi[key] = cases[key].meta["roi_types"]
-        assert cases[key].meta["regions_missing"] == (key == "P10_R_DM_CC")
-        assert cases[key].meta["roi_outside_image"] == 0
+        roi[key] = drawn.facts["roi_types"]
+        assert drawn.facts["regions_missing"] == (key == "P10_R_DM_CC")
+        assert drawn.facts["roi_outside_image"] == 0
     assert roi["P6_R_DM_CC"] == "circle ellipse point" and roi["P2_L_DM_CC"] == "polygon"
     assert roi["P10_R_DM_CC"] == "circle ellipse polygon" and roi["P2_R_CM_CC"] == "circle ellipse"
 
@@ -426,14 +427,14 @@ def test_polyline_and_region_outside_the_image_are_recorded(sample_root):
                      cdd.Region(99, 2, "circle", {"cx": 5000, "cy": 5000, "r": 10})]
     case.region_count = 3
     convert.load_image(case, plan, cdd)
-    mask, actions = cdd.load_mask(case, plan)
+    drawn = cdd.load_mask(case, plan)
+    mask, actions, facts = drawn.array, drawn.actions, drawn.facts
     assert actions == ["polyline_closed:1", "region_outside_image:2"]
-    assert case.meta["roi_types"] == "circle polygon" and case.meta["regions"] == 3
-    assert case.meta["roi_outside_image"] == 1 and case.meta["regions_missing"] == 0
+    assert facts["roi_types"] == "circle polygon" and facts["regions"] == 3
+    assert facts["roi_outside_image"] == 1 and facts["regions_missing"] == 0
     assert mask.shape == (285, 159) and mask[15, 25] == 1 and mask[35, 12] == 0
     case.region_count = 4  # region_id 3 never listed
-    cdd.load_mask(case, plan)
-    assert case.meta["regions_missing"] == 1
+    assert cdd.load_mask(case, plan).facts["regions_missing"] == 1
 
 
 # ------------------------------------------------------------------ fuzz

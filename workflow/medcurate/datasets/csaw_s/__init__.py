@@ -33,7 +33,7 @@ from ...errors import CaseError, MedcurateError
 from ...images import read_image
 from ...masks import compose
 from ...walk import walk
-from .. import Case, find_one
+from .. import Case, Loaded, find_one
 
 log = logging.getLogger("medcurate.csaw_s")
 
@@ -104,21 +104,21 @@ def _screenings(folder: Path) -> list[tuple[str, Path]]:
     return out
 
 
-def load_image(case: Case, plan: dict) -> np.ndarray:
+def load_image(case: Case, plan: dict) -> Loaded:
     image = read_image(case.image)
     if image.ndim == 2:
-        return image
+        return Loaded(image)
+    source = None
     sibling = case.image.with_name(case.image.stem + EIGHT_BIT + ".png")
     if sibling.is_file():  # the authors' convention: the 8-bit sibling is the screening to use
-        case.image, case.meta["image_variant"] = sibling, "8bit_sibling"
-        image = read_image(sibling)
+        source, image = sibling, read_image(sibling)
         if image.ndim == 2:
-            return image
+            return Loaded(image, {"image_variant": "8bit_sibling"}, source=sibling)
     grey = _grey(image)
     if grey is None:
-        raise CaseError(case.image, f"{image.shape[-1]}-channel screening with unequal channels and no grey {EIGHT_BIT}.png sibling")
-    case.meta["image_variant"] = "channel_0"  # equal channels: one of them is the grey image, losslessly
-    return grey
+        raise CaseError(source or case.image, f"{image.shape[-1]}-channel screening with unequal channels and no grey {EIGHT_BIT}.png sibling")
+    # equal channels: one of them is the grey image, losslessly
+    return Loaded(grey, {"image_variant": "channel_0"}, source=source)
 
 
 def _grey(image: np.ndarray) -> np.ndarray | None:
@@ -142,7 +142,7 @@ def class_maps(folder: Path, stem: str, classes: list[str]) -> tuple[dict[str, P
     return found, unknown
 
 
-def load_mask(case: Case, plan: dict) -> tuple[np.ndarray, list[str]]:
+def load_mask(case: Case, plan: dict) -> Loaded:
     classes = plan["labels"]["overlap"]
     stem = case.image.name[: -len(".png")].removesuffix(EIGHT_BIT)
     if not case.mask.is_dir():
@@ -152,8 +152,7 @@ def load_mask(case: Case, plan: dict) -> tuple[np.ndarray, list[str]]:
         raise CaseError(case.mask / unknown[0], f"map named after no known class ({', '.join(unknown)}); known: {', '.join(classes)}")
     if not found:
         raise CaseError(case.mask, f"no class maps {stem}_<class>.png for this screening")
-    case.meta["missing_maps"] = " ".join(c for c in classes if c not in found)
-    case.meta["roi_types"] = "mask"
+    facts = {"missing_maps": " ".join(c for c in classes if c not in found), "roi_types": "mask"}
     shape = case.shape[:2]
     layers, actions = [], []
     for name, path in found.items():
@@ -162,10 +161,10 @@ def load_mask(case: Case, plan: dict) -> tuple[np.ndarray, list[str]]:
             if plan["convert"].get("mask_size_mismatch", "resize") == "quarantine":
                 raise CaseError(path, f"map is {region.shape[1]}x{region.shape[0]} but the screening is {shape[1]}x{shape[0]}")
             region = np.asarray(Image.fromarray(region).resize((shape[1], shape[0]), Image.Resampling.NEAREST))
-            case.meta["mask_resized"] = 1
+            facts["mask_resized"] = 1
             actions.append(f"{name}:resized")
         layers.append((name, region))
-    return compose(shape, layers, plan["labels"]), actions
+    return Loaded(compose(shape, layers, plan["labels"]), facts, actions)
 
 
 def _binary(path: Path) -> np.ndarray:

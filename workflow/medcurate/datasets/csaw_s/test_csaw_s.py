@@ -41,8 +41,10 @@ def by_id(cases):
 
 
 def label_map(case, plan):
+    """(label map, the facts load_mask returned)."""
     convert.load_image(case, plan, csaw_s)
-    return csaw_s.load_mask(case, plan)[0]
+    drawn = csaw_s.load_mask(case, plan)
+    return drawn.array, drawn.facts
 
 
 # ------------------------------------------------------------------ the real split file
@@ -119,7 +121,7 @@ def test_cases_splits_and_annotator(root, plan):
 
 def test_label_map_values_and_overlap_priority(root, plan):
     case = by_id(enumerate_cases(root, plan))["trainval_000_0"]
-    mask = label_map(case, plan)
+    mask, facts = label_map(case, plan)
     w, h = 352, 448
     values = plan["labels"]["mask"]
     at = lambda fx, fy: int(mask[int(h * fy), int(w * fx)])
@@ -134,16 +136,18 @@ def test_label_map_values_and_overlap_priority(root, plan):
     assert at(0.5, 0.5) == values["nipple"] == 7
     assert at(0.9, 0.06) == values["text"] == 8
     assert at(0.9, 0.5) == 0
-    assert case.meta["missing_maps"] == "" and case.meta["roi_types"] == "mask"
+    assert facts["missing_maps"] == "" and facts["roi_types"] == "mask"
     assert list(values)[1:] == plan["labels"]["overlap"]  # values = the authors' index + 1
 
 
 def test_three_channel_screening_uses_its_8bit_sibling(root, plan):
     case = by_id(enumerate_cases(root, plan))["trainval_000_1"]
-    image = convert.load_image(case, plan, csaw_s)
+    decoded = convert.load_image(case, plan, csaw_s)
+    image = decoded.array
     assert image.ndim == 2 and image.dtype == np.uint8
-    assert case.image.name == "000_1_8bit.png" and case.meta["image_variant"] == "8bit_sibling"
-    assert csaw_s.load_mask(case, plan)[0].shape == image.shape  # maps found for the original stem
+    assert decoded.source.name == "000_1_8bit.png" and decoded.facts["image_variant"] == "8bit_sibling"
+    assert case.image.name == "000_1.png"  # the case is left as enumerated
+    assert csaw_s.load_mask(case, plan).array.shape == image.shape  # maps found for the original stem
 
 
 @pytest.mark.parametrize("expert, cancer_px", [("annotator_1", "small"), ("annotator_2", "large"), ("annotator_3", None)])
@@ -151,7 +155,7 @@ def test_test_set_annotator_is_configurable(root, plan, expert, cancer_px):
     plan["convert"]["annotator"] = expert
     case = by_id(enumerate_cases(root, plan))["test_300_0"]
     assert case.meta["annotator"] == expert and case.mask.parts[-2] == expert
-    n = int((label_map(case, plan) == 1).sum())
+    n = int((label_map(case, plan)[0] == 1).sum())
     expected = {"small": (0.05, 0.04), "large": (0.08, 0.06), None: (0, 0)}[cancer_px]
     area = np.pi * expected[0] * 352 * expected[1] * 448
     assert abs(n - area) <= 0.1 * area + 1
@@ -190,8 +194,8 @@ def patient_dir(root, patient="000"):
 def test_missing_class_map_is_empty_and_listed(copy_root, plan):
     (patient_dir(copy_root) / "000_0_nipple.png").unlink()
     case = by_id(enumerate_cases(copy_root, plan))["trainval_000_0"]
-    mask = label_map(case, plan)
-    assert case.meta["missing_maps"] == "nipple" and 7 not in mask
+    mask, facts = label_map(case, plan)
+    assert facts["missing_maps"] == "nipple" and 7 not in mask
 
 
 def test_map_of_unknown_class_quarantines(copy_root, plan):
@@ -207,10 +211,11 @@ def test_map_size_mismatch_resized_and_flagged_or_quarantined(copy_root, plan):
     Image.open(path).resize((176, 224), Image.Resampling.NEAREST).save(path)
     case = by_id(enumerate_cases(copy_root, plan))["trainval_000_0"]
     convert.load_image(case, plan, csaw_s)
-    mask, actions = csaw_s.load_mask(case, plan)
-    assert mask.shape == (448, 352) and actions == ["text:resized"] and case.meta["mask_resized"] == 1
+    drawn = csaw_s.load_mask(case, plan)
+    mask, actions = drawn.array, drawn.actions
+    assert mask.shape == (448, 352) and actions == ["text:resized"] and drawn.facts["mask_resized"] == 1
     facts = curation.measures(mask)
-    assert curation.exclusions(mask, case.meta, facts, plan["select"]) == ["mask_resized"]
+    assert curation.exclusions(mask, {**case.meta, **drawn.facts}, facts, plan["select"]) == ["mask_resized"]
     plan["convert"]["mask_size_mismatch"] = "quarantine"
     with pytest.raises(CaseError, match="176x224 but the screening is 352x448"):
         csaw_s.load_mask(case, plan)
@@ -221,7 +226,7 @@ def test_empty_label_map_is_excluded(copy_root, plan):
     for p in folder.glob("107_3_*.png"):
         Image.new("L", (352, 448), 0).save(p)
     case = by_id(enumerate_cases(copy_root, plan))["trainval_107_3"]
-    mask = label_map(case, plan)
+    mask, _ = label_map(case, plan)
     assert not mask.any()
     assert curation.exclusions(mask, case.meta, curation.measures(mask), plan["select"]) == ["empty_mask"]
 
@@ -235,7 +240,8 @@ def test_three_channel_screening_without_sibling(copy_root, plan):
     grey = np.full((416, 320), 90, np.uint8)
     Image.fromarray(np.dstack([grey] * 3)).save(folder / "000_1.png")
     case = by_id(enumerate_cases(copy_root, plan))["trainval_000_1"]
-    assert (csaw_s.load_image(case, plan) == grey).all() and case.meta["image_variant"] == "channel_0"
+    decoded = csaw_s.load_image(case, plan)
+    assert (decoded.array == grey).all() and decoded.facts["image_variant"] == "channel_0"
 
 
 def test_missing_layout_and_split_file_are_dataset_errors(copy_root, plan):

@@ -75,7 +75,7 @@ from ...formats import shapes
 from ...dicom import decode_dicom
 from ...errors import CaseError, MedcurateError
 from ...masks import compose
-from .. import Case, files, find_one, read_table, slug
+from .. import Case, Loaded, files, find_one, read_table, slug
 
 CSV_NAME = "INbreast.csv"
 COLUMNS = ["Patient ID", "Patient age", "Laterality", "View", "Acquisition date", "File Name", "ACR", "Bi-Rads"]
@@ -174,10 +174,9 @@ def _by_key(paths: list[Path], key) -> dict[str, Path]:
 # ---------------------------------------------------------------- image
 
 
-def load_image(case: Case, plan: dict) -> np.ndarray:
+def load_image(case: Case, plan: dict) -> Loaded:
     decoded = decode_dicom(case.image, plan["dicom"])
-    case.meta.update(decoded.manifest())  # how the PNG's values give the file's back (pixel_slope...)
-    return decoded.pixels
+    return Loaded(decoded.pixels, decoded.manifest())  # how the PNG's values give the file's back (pixel_slope...)
 
 
 def _join_problem(key: str, row, image: Path | None, match, table: Path, xml: Path | None) -> CaseError | None:
@@ -197,11 +196,10 @@ def _join_problem(key: str, row, image: Path | None, match, table: Path, xml: Pa
 # ---------------------------------------------------------------- mask
 
 
-def load_mask(case: Case, plan: dict) -> tuple[np.ndarray, list[str]]:
+def load_mask(case: Case, plan: dict) -> Loaded:
     shape = case.shape[:2]
     if case.mask is None:  # no findings: a normal image
-        case.meta.update(roi_types="", degenerate_roi=0)
-        return np.zeros(shape, np.uint8), []
+        return Loaded(np.zeros(shape, np.uint8), {"roi_types": "", "degenerate_roi": 0})
     try:
         data = case.mask.read_bytes()
     except OSError as exc:
@@ -217,9 +215,9 @@ def load_mask(case: Case, plan: dict) -> tuple[np.ndarray, list[str]]:
         actions += named + [f"{label}:{note}:roi{roi.index}" for note in notes]
         if region is not None:
             layers.append((label, region))
-    case.meta["roi_types"] = " ".join(sorted({roi.kind for roi in rois}))
-    case.meta["degenerate_roi"] = int(any(degenerate_region(roi) for roi in rois))
-    return compose(shape, layers, plan["labels"]), actions
+    facts = {"roi_types": " ".join(sorted({roi.kind for roi in rois})),
+             "degenerate_roi": int(any(degenerate_region(roi) for roi in rois))}
+    return Loaded(compose(shape, layers, plan["labels"]), facts, actions)
 
 
 def degenerate_region(roi: Roi) -> bool:

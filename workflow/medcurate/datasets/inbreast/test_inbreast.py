@@ -149,8 +149,8 @@ def test_real_xml_label_maps(realdata, plan):
     def mask(name):
         case = ib.Case(case_id=name, patient_id="p", image=Path(f"{name}.dcm"), labels={"birads": "2"}, mask=xml / f"{name}.xml",
                        shape=FULL)
-        m, actions = ib.load_mask(case, plan)
-        return m, actions, case.meta["roi_types"]
+        drawn = ib.load_mask(case, plan)
+        return drawn.array, drawn.actions, drawn.facts["roi_types"]
 
     m, actions, kinds = mask("22670094")
     assert kinds == "ellipse freehand point"

@@ -121,16 +121,15 @@ def _text(value) -> str:
 
 def load_volume(case: KitsCase, plan: dict) -> Volume:
     volume = read_volume(case.image)
-    _check_spacing(case, volume.affine)
+    volume.facts = _check_spacing(case, volume.affine)
     return volume
 
 
-def _check_spacing(case: KitsCase, affine: np.ndarray) -> None:
+def _check_spacing(case: KitsCase, affine: np.ndarray) -> dict:
     """Voxel sizes from the affine's columns (slices, rows, columns) against kits.json's
     (z, y, x) spacing: the initial release's affines had wrong slice thicknesses."""
     if case.spacing is None:
-        return
+        return {}
     x, y, z = case.spacing
     found = np.linalg.norm(affine[:3, :3], axis=0)
-    if not np.allclose(found, [z, y, x], atol=SPACING_TOLERANCE):
-        case.meta["spacing_mismatch"] = 1
+    return {} if np.allclose(found, [z, y, x], atol=SPACING_TOLERANCE) else {"spacing_mismatch": 1}

@@ -34,12 +34,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from ...formats import shapes
 from ...errors import CaseError, MedcurateError
 from ...masks import compose
-from .. import Case, find_one, index_files, read_text
+from .. import Case, Loaded, find_one, index_files, read_text
 
 INFO = "Info.txt"
 REF = re.compile(r"^mdb(\d{3})$")
@@ -179,10 +178,10 @@ def _case(ref: str, findings: list[Finding], problem: CaseError | None, image: P
     return case
 
 
-def load_mask(case: MiasCase, plan: dict) -> tuple[np.ndarray, list[str]]:
+def load_mask(case: MiasCase, plan: dict) -> Loaded:
     shape = tuple(case.shape[:2])  # the decoded image's (convert sets it): the flip needs its height
     height, width = shape
-    layers, actions = [], []
+    layers, actions, facts = [], [], {}
     for i, f in enumerate(case.findings, start=1):
         if not f.located:
             continue
@@ -192,7 +191,7 @@ def load_mask(case: MiasCase, plan: dict) -> tuple[np.ndarray, list[str]]:
         except shapes.CoordinateError as exc:
             raise CaseError(case.mask, f"line {f.line} ({f.refnum}): abnormality {i}: {exc.reason}") from None
         if not region.any():
-            case.meta["roi_outside_image"] = 1
+            facts["roi_outside_image"] = 1
             actions.append(f"abnormality_{i}:circle_outside_image")
             continue
         if degenerate:
@@ -200,6 +199,6 @@ def load_mask(case: MiasCase, plan: dict) -> tuple[np.ndarray, list[str]]:
         elif cx - f.radius < 0 or cy - f.radius < 0 or cx + f.radius > width or cy + f.radius > height:
             actions.append(f"abnormality_{i}:circle_clipped_to_image")
         layers.append((SEVERITIES[f.severity], region))
-        case.meta["roi_types"] = "circle"
-    return compose(shape, layers, plan["labels"]), actions
+        facts["roi_types"] = "circle"
+    return Loaded(compose(shape, layers, plan["labels"]), facts, actions)
 

@@ -107,10 +107,11 @@ def case_with(findings, shape):
 def test_mias_circle_lands_where_the_bottom_left_origin_says(height, plans):
     finding = mias.Finding(1, "mdb001", "G", "CIRC", "B", x=50, y=40, radius=10)
     case = case_with([finding], (height, 200))
-    mask, actions = mias.load_mask(case, plans["mias"])
+    drawn = mias.load_mask(case, plans["mias"])
+    mask, actions = drawn.array, drawn.actions
     assert mask[height - 40, 50] == 1 and mask[40, 50] == 0  # centre row = image height - Y
     assert mask[height - 40 - 9, 50] == 1 and mask[height - 40 - 11, 50] == 0
-    assert abs(int(mask.sum()) - np.pi * 100) < 12 and actions == [] and case.meta["roi_types"] == "circle"
+    assert abs(int(mask.sum()) - np.pi * 100) < 12 and actions == [] and drawn.facts["roi_types"] == "circle"
 
 
 def test_mias_malignant_wins_overlap_and_edges_are_recorded(plans):
@@ -119,12 +120,13 @@ def test_mias_malignant_wins_overlap_and_edges_are_recorded(plans):
     edge = mias.Finding(3, "mdb001", "G", "MISC", "B", x=95, y=90, radius=10)
     outside = mias.Finding(4, "mdb001", "G", "MISC", "B", x=500, y=90, radius=10)
     case = case_with([benign, malignant, edge, outside], (100, 100))
-    mask, actions = mias.load_mask(case, plans["mias"])
+    drawn = mias.load_mask(case, plans["mias"])
+    mask, actions = drawn.array, drawn.actions
     assert mask[50, 60] == 2 and mask[50, 35] == 1 and mask[10, 99] == 1
     assert actions == ["abnormality_3:circle_clipped_to_image", "abnormality_4:circle_outside_image"]
-    assert case.meta["roi_outside_image"] == 1
+    assert drawn.facts["roi_outside_image"] == 1
     facts = curation.measures(mask)
-    assert curation.exclusions(mask, case.meta, facts, plans["mias"]["select"]) == ["roi_outside_image"]
+    assert curation.exclusions(mask, {**case.meta, **drawn.facts}, facts, plans["mias"]["select"]) == ["roi_outside_image"]
 
 
 def test_mias_sample_archive_format(mirror):
