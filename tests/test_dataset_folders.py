@@ -38,6 +38,8 @@ def test_folder_has_every_piece(ds):
     assert ds in {n.name for n in builder.body if isinstance(n, ast.FunctionDef)}, f"sample.py defines {ds}(out)"
     facts = (folder / "README.md").read_text()
     assert facts.startswith("# ") and re.search(r"https?://", facts), "README.md: the facts and their public sources"
+    row = f"[`{ds}`](../workflow/medcurate/datasets/{ds}/README.md)"
+    assert row in (ROOT / "docs" / "catalogue.md").read_text(), f"docs/catalogue.md: add the row of {ds}"
     tests = ast.parse((folder / f"test_{ds}.py").read_text())
     assert any(isinstance(n, ast.FunctionDef) and n.name.startswith("test_") for n in tests.body)
     pins = catalogue.sample_pins(ds)
