@@ -1,4 +1,4 @@
-"""Samples of the volumetric sets ACDC (cine MRI) and KiTS19 (CT), synthetic voxels in the real layouts.
+"""Sample of ACDC (cine MRI): synthetic voxels in the real layout.
 
 ACDC (DATASETS.md 11b; open): acdc/ACDC.zip, the HumanHeart/Girder collection download, holding
 ACDC/database/{MANDATORY_CITATION.md, training/patientNNN/, testing/patientNNN/}; each patient
@@ -12,15 +12,6 @@ Voxel dtypes (int16 image, uint8 label), the diagonal 1.5625 x 1.5625 x 10 mm af
 of MANDATORY_CITATION.md are UNCONFIRMED stand-ins. The .nii.gz members are stored (already
 gzip-compressed), the text members deflated, like a zip of gzip files: every member's ratio is
 far under the unpacker's zip-bomb limits.
-
-KiTS19 (DATASETS.md 11c; placed by hand): kits19/manual/kits19.zip, a stand-in for the user's
-clone of neheller/kits19 after starter_code/get_imaging.py: kits19/data/kits.json (a JSON list
-of per-case records, 2-space indent, the field names of the real file, synthetic values) and
-kits19/data/case_0000{0..3}/{imaging.nii.gz, segmentation.nii.gz}, plus case_00210/imaging.nii.gz
-only (a test case: labels withheld). Arrays are (slices, height, width) with the affine the
-kits19 README documents: [[0, 0, -pixel_width, 0], [0, -pixel_width, 0, 0],
-[-slice_thickness, 0, 0, 0], [0, 0, 0, 1]]; imaging float32 holding integer HU values,
-segmentation uint8 (0 background, 1 kidney, 2 tumour; case_00002 has no tumour).
 """
 
 from __future__ import annotations

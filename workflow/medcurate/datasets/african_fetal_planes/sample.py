@@ -1,4 +1,4 @@
-"""Sample archives of the three fetal ultrasound datasets (Zenodo layouts, real quirks).
+"""Sample archives of the African fetal planes dataset (its Zenodo layout, real quirks).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Sample archives of the retinal vessel datasets DRIVE, STARE and CHASE_DB1 (DATASETS.md section 10).
+"""Sample archives of CHASE_DB1, a retinal vessel dataset (DATASETS.md section 10).
 
 Pixels are synthetic fundus-like frames (a lit disc on black, an optic disc, vessels drawn as
 polylines); the vessel masks are the same polylines, so image and mask agree. The second

@@ -1,4 +1,4 @@
-"""Samples of three classification sets: ISIC 2019, NIH ChestX-ray14 and Kermany OCT 2018.
+"""Sample of ISIC 2019, a classification set.
 
 Layouts follow DATASETS.md sections 12a, 12d and 12e (no real files of these sets are in
 ../shared/realdata); pixels are synthetic and tiny, names and folders real.

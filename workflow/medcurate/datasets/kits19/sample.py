@@ -1,17 +1,4 @@
-"""Samples of the volumetric sets ACDC (cine MRI) and KiTS19 (CT), synthetic voxels in the real layouts.
-
-ACDC (DATASETS.md 11b; open): acdc/ACDC.zip, the HumanHeart/Girder collection download, holding
-ACDC/database/{MANDATORY_CITATION.md, training/patientNNN/, testing/patientNNN/}; each patient
-folder has Info.cfg ("key: value" lines in the order ED, ES, Group, Height, NbFrame, Weight,
-heights/weights written as floats "184.0", the form of a real Info.cfg quoted in
-mathpluscode/CineMA's README), MANDATORY_CITATION.md, patientNNN_4d.nii.gz (i, j, k, t) and,
-for the ED and ES frames Info.cfg names, patientNNN_frameXX.nii.gz + patientNNN_frameXX_gt.nii.gz
-(0 background, 1 RV, 2 MYO, 3 LV). Three training patients and one testing patient (gt present,
-as in the current release), 16x16x4 voxels x 6 frames; patient003's ED/ES are 2/5 (not 1/N).
-Voxel dtypes (int16 image, uint8 label), the diagonal 1.5625 x 1.5625 x 10 mm affine and the text
-of MANDATORY_CITATION.md are UNCONFIRMED stand-ins. The .nii.gz members are stored (already
-gzip-compressed), the text members deflated, like a zip of gzip files: every member's ratio is
-far under the unpacker's zip-bomb limits.
+"""Sample of KiTS19 (CT): synthetic voxels in the real layout.
 
 KiTS19 (DATASETS.md 11c; placed by hand): kits19/manual/kits19.zip, a stand-in for the user's
 clone of neheller/kits19 after starter_code/get_imaging.py: kits19/data/kits.json (a JSON list

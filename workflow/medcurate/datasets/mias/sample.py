@@ -1,4 +1,4 @@
-"""Samples of MURA v1.1 (gated), ODIR-5K (gated) and mini-MIAS (open): real names, folders,
+"""Sample of mini-MIAS (open): real names, folders,
 delimiters and quirks (DATASETS.md 12b, 12c, 12f); synthetic pixels, values and text.
 - MIAS: all-mias.tar.gz with members at the top level (as a third-party loader reads it; UNCONFIRMED):
   eight mdbNNN.pgm (four women) at 256x256, i.e. 1/4 of the real 1024 (Info.txt coordinates

@@ -1,4 +1,4 @@
-"""Samples of MURA v1.1 (gated), ODIR-5K (gated) and mini-MIAS (open): real names, folders,
+"""Sample of MURA v1.1 (gated): real names, folders,
 delimiters and quirks (DATASETS.md 12b, 12c, 12f); synthetic pixels, values and text.
 - MURA: manual/MURA-v1.1.zip holding MURA-v1.1/{train,valid}/XR_<TYPE>/patientNNNNN/studyK_<suffix>/imageN.png
   and the four header-less CSVs ('MURA-v1.1/...' paths; studies with a trailing '/'). Three train

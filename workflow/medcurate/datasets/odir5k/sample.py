@@ -1,4 +1,4 @@
-"""Samples of MURA v1.1 (gated), ODIR-5K (gated) and mini-MIAS (open): real names, folders,
+"""Sample of ODIR-5K (gated): real names, folders,
 delimiters and quirks (DATASETS.md 12b, 12c, 12f); synthetic pixels, values and text.
 - ODIR-5K: manual/ODIR-5K_Training_Annotations(Updated)_V2.xlsx (first sheet, the real 15 column
   names; byte-deterministic) and manual/ODIR-5K_Training_Images.zip (folder
