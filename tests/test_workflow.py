@@ -183,7 +183,7 @@ def test_gated_dataset_fails_first_with_instructions_then_builds(snakemake_bin, 
     job runs) and nothing is downloaded, even where the dataset has downloads of its own."""
     server.routes["/notes.txt"] = {"data": b"extra file\n", "content_type": "text/plain"}
     cat = _catalogue_copy(tmp_path)
-    entry = yaml.safe_load((cat / "fetal_planes_db.yaml").read_text())
+    entry = yaml.safe_load((catalogue.folder("fetal_planes_db") / "dataset.yaml").read_text())
     entry.update(id="gated_planes", sources=[{"name": "notes.txt", "url": server.url("/notes.txt")}], access={
         "mode": "manual", "request_url": "https://example.org/request-access",
         "instructions": "Sign the data-use agreement; you receive a download link by e-mail.",
