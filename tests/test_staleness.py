@@ -111,9 +111,17 @@ def test_a_cleaning_option_reruns_from_clean_and_decodes_no_source_image(repo):
 
 
 def test_a_fix_in_a_dataset_module_reruns_that_dataset_from_convert(repo):
-    module = repo.root / "workflow" / "medcurate" / "datasets" / "african_fetal_planes.py"
+    module = repo.root / "workflow" / "medcurate" / "datasets" / "african_fetal_planes" / "__init__.py"
     module.write_text(module.read_text() + "\n# a fixed bug\n")
     repo.change({"convert_shard": 1, "select_curated": 1, "split_dataset": 1, "publish_dataset": 1})
+
+
+def test_a_dataset_folders_sample_builder_and_tests_rerun_nothing(repo):
+    """They sit beside the quirks module but are not imported by it: not in any step's code."""
+    folder = repo.root / "workflow" / "medcurate" / "datasets" / "african_fetal_planes"
+    for name in ("sample.py", "test_african_fetal_planes.py", "README.md"):
+        (folder / name).write_text((folder / name).read_text() + "\n# an edit\n")
+    repo.change({})
 
 
 def test_a_fix_in_a_generic_step_reruns_that_step_everywhere(repo):
