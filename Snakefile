@@ -22,6 +22,7 @@ include: "workflow/rules/clean.smk"
 include: "workflow/rules/select.smk"
 include: "workflow/rules/split.smk"
 include: "workflow/rules/publish.smk"
+include: "workflow/rules/export.smk"
 
 
 rule all:

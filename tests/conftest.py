@@ -14,6 +14,9 @@ from medcurate.testing import (  # noqa: F401 -- re-exported for `from conftest 
     within,
 )
 
+# demo(id) / exported(id, kind): demo datasets and their exports, built once per session
+pytest_plugins = ["exported"]
+
 
 @pytest.fixture
 def server():

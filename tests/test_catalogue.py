@@ -19,7 +19,9 @@ ENTRY_FILES = sorted(DATASETS.glob("*/dataset.yaml"))
 OPEN_IDS = ["acdc", "african_fetal_planes", "chase_db1", "fetal_head_biometry", "fetal_planes_db", "isic2019",
             "kermany_oct", "mias", "promise12", "stare"]
 GATED_IDS = ["bcdr", "cbis_ddsm", "cdd_cesm", "chestxray14", "csaw_s", "drive", "inbreast", "kits19", "mura",
-             "odir5k", "ultrasound_nerve"]
+             "odir5k", "ultrasound_nerve", "ead2019", "acdc_lunghp"]
+OPEN_IDS = sorted(OPEN_IDS + ["openi"])  # the chest X-ray family (issue 15)
+GATED_IDS = sorted(GATED_IDS + ["chexpert", "mimic_cxr_jpg", "padchest"])
 # Publishers that serve only plain http (no https host is known): mini-MIAS's historic peipa server.
 HTTP_ONLY = {"mias"}
 ALL_IDS = sorted(OPEN_IDS + GATED_IDS)
@@ -101,7 +103,8 @@ def test_config_defaults_are_filled():
     assert config["options"] == {}
     assert config["manual_dirs"] == {}
     assert config["sample_mirror"] is None
-    assert config["download"] == {"zenodo_api": "https://zenodo.org/api", "timeout": 60, "retries": 8, "backoff": 2}
+    assert config["download"] == {"zenodo_api": "https://zenodo.org/api", "timeout": 60, "retries": 8, "backoff": 2,
+                                  "parallel": 4}
 
 
 def test_load_config_does_not_mutate_its_input():
@@ -136,7 +139,7 @@ def _unknown_source_key(e):
 
 
 def _bad_task(e):
-    e["task"] = "detection"
+    e["task"] = "keypoints"
 
 
 def _no_license(e):
@@ -226,7 +229,7 @@ def test_broken_yaml_syntax_names_file_and_line(tmp_path):
 def test_a_broken_entry_not_requested_still_fails(tmp_path):
     """Every entry is validated, not only the requested ones."""
     bad = raw_entry("african_fetal_planes")
-    bad["task"] = "detection"
+    bad["task"] = "keypoints"
     folder = write_catalogue(tmp_path / "cat", {"fetal_planes_db": raw_entry(), "african_fetal_planes": bad})
     with pytest.raises(CatalogueError, match=r"(?s)african_fetal_planes\.yaml: .*field 'task'"):
         load_from(folder, datasets=["fetal_planes_db"])
@@ -332,8 +335,11 @@ def test_sample_mirror_sources_point_at_pinned_files():
         p = catalogue.plan(entries[ds], config)
         assert p["sample"] is True
         assert p["manual_dir"] == str(ROOT / "workflow" / "sample-mirror" / ds / "manual")
-        real = {s["name"]: s["url"] for s in entries[ds]["sources"]}
+        # a service source (TCIA, KiTS19, Kaggle) is not mirrored: the mirror holds its placed release
+        real = {s["name"]: s["url"] for s in entries[ds]["sources"] if "url" in s}
         assert [s["name"] for s in p["sources"]] == list(real)
+        if len(real) < len(entries[ds]["sources"]):
+            assert p["access"]["mode"] == "manual"
         for src in p["sources"]:
             key = f"{ds}/{src['name']}"
             seen.add(key)

@@ -484,9 +484,15 @@ class _Clock:
         self.now += seconds
 
 
+def _use_clock(monkeypatch, clock):
+    """The retry policy and the transfer read the time (fetch/retry.py, fetch/transfer.py)."""
+    for module in (fetch_mod.retry, fetch_mod.transfer):
+        monkeypatch.setattr(module, "time", clock)
+
+
 def test_unreachable_host_with_default_settings_gives_up_within_two_minutes(tmp_path, monkeypatch):
     clock = _Clock()
-    monkeypatch.setattr(fetch_mod, "time", clock)
+    _use_clock(monkeypatch, clock)
     url = "http://nonexistent.invalid/f.zip"
     with pytest.raises(FetchError, match="cannot reach nonexistent.invalid") as exc:
         fetch({"name": "f.zip", "url": url, "mirrors": ["http://also-nonexistent.invalid/f.zip"]},
@@ -503,7 +509,7 @@ def test_unreachable_host_with_default_settings_gives_up_within_two_minutes(tmp_
 
 def test_unreachable_zenodo_api_does_not_double_the_wait(tmp_path, monkeypatch):
     clock = _Clock()
-    monkeypatch.setattr(fetch_mod, "time", clock)
+    _use_clock(monkeypatch, clock)
     with pytest.raises(FetchError) as exc:
         fetch({"name": "f.zip", "url": "http://nonexistent.invalid/f.zip", "zenodo": {"record": 1}, "md5": "0" * 32},
               tmp_path / "f.zip", zenodo_api="http://nonexistent.invalid/api", secrets=fetch_mod._secrets.Secrets())

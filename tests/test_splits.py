@@ -377,3 +377,25 @@ def test_patient_ids_differing_by_case_or_whitespace_are_one_patient():
     assert "1 patient id(s) had surrounding whitespace, removed" in warnings
     assert any("letter case taken as one patient: P_00038/p_00038" in w for w in warnings)
     assert set(df["patient_id"]) == {"P_00038", " P_00038 ", "p_00038", "P_00039"}  # the input is not changed
+
+
+def test_cv_folds_group_patients_and_keep_the_published_split():
+    # ACDC-like: two frames per patient; 3 val patients, 17 train, 4 test
+    rows = [(f"p{i:02d}_{ph}", f"p{i:02d}", "val" if i < 3 else "test" if i >= 20 else "train")
+            for i in range(24) for ph in ("ED", "ES")]
+    df = pd.DataFrame(rows, columns=["case_id", "patient_id", "split"])
+    fold = splits.cv_folds(df, "acdc")
+    assert fold == splits.cv_folds(df.sample(frac=1, random_state=1), "acdc")  # row order does not matter
+    assert not any(c.startswith(("p20", "p21", "p22", "p23")) for c in fold)  # test cases have no fold
+    assert {c for c, f in fold.items() if f == 0} == set(df.loc[df.split == "val", "case_id"])
+    folds = splits.nnunet_splits(df, "acdc")
+    patient = dict(zip(df.case_id, df.patient_id))
+    assert len(folds) == 5
+    for f in folds:
+        assert not {patient[c] for c in f["train"]} & {patient[c] for c in f["val"]}  # no patient on both sides
+        assert sorted(f["train"] + f["val"]) == sorted(fold)
+    sizes = sorted(len(f["val"]) // 2 for f in folds[1:])
+    assert sizes == [4, 4, 4, 5]  # 17 train patients spread evenly over folds 1-4
+    # without val patients every fold is drawn from the patient hash
+    df["split"] = df["split"].replace("val", "train")
+    assert sorted({f for f in splits.cv_folds(df, "acdc").values()}) == [0, 1, 2, 3, 4]

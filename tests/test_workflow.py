@@ -65,14 +65,18 @@ def test_output_contract(demo):
                 continue
             im = Image.open(out / row["image"])
             assert (im.width, im.height) == (row["width"], row["height"])
-            if info["task"] == "segmentation":
+            if info["task"] in ("segmentation", "wsi_tiling", "detection"):
                 for column, allowed in [("mask", values), *extra.items()]:
                     if not row[column]:
-                        assert column != "mask", (ds, row["case_id"])
+                        assert column != "mask" or info["task"] == "detection", (ds, row["case_id"])
                         continue
                     mask = np.asarray(Image.open(out / row[column]))
                     assert mask.dtype == np.uint8 and mask.shape == (row["height"], row["width"]), (ds, column)
                     assert set(np.unique(mask)) <= allowed, (ds, column)
+        if info["task"] == "detection":
+            _check_boxes(out, m, info)
+        if info["task"] == "wsi_tiling":
+            assert all((out / "overviews" / f"{slide}.png").is_file() for slide in set(m.slide.astype(str)))
         for s, c in info["counts"]["splits"].items():
             assert c["cases"] == (m.split == s).sum()
         for src in info["sources"]:  # downloads and placed archives are checksummed; folders are linked
@@ -89,6 +93,21 @@ def test_output_contract(demo):
     assert not (workdir / "work" / "fetal_planes_db" / "shard-0").exists()  # shards are temporary
 
 
+def _check_boxes(out: Path, m: pd.DataFrame, info: dict) -> None:
+    """Detection datasets: boxes.csv inside each image, COCO per split holding the curated cases."""
+    boxes = pd.read_csv(out / "boxes.csv", dtype={"case_id": str})
+    sizes = m.assign(case_id=m.case_id.astype(str)).set_index("case_id")[["width", "height"]]
+    joined = boxes.join(sizes, on="case_id")
+    assert not joined.width.isna().any() and set(boxes["class"]) <= set(info["labels"]["boxes"])
+    assert ((0 <= joined.x0) & (joined.x0 < joined.x1) & (joined.x1 <= joined.width)).all()
+    assert ((0 <= joined.y0) & (joined.y0 < joined.y1) & (joined.y1 <= joined.height)).all()
+    for split in ("train", "val", "test"):
+        coco = json.loads((out / "coco" / f"{split}.json").read_text())
+        expected = m[(m.split == split) & (m.curated == 1)].case_id.astype(str)
+        assert sorted(i["case_id"] for i in coco["images"]) == sorted(expected)
+        assert len(coco["annotations"]) == int(boxes.case_id.isin(set(expected)).sum())
+
+
 def _check_nnunet(out: Path, m: pd.DataFrame, info: dict) -> None:
     """Volume datasets: NIfTI volumes in nnU-Net v2's layout, as its integrity check expects."""
     import nibabel as nib
@@ -103,6 +122,8 @@ def _check_nnunet(out: Path, m: pd.DataFrame, info: dict) -> None:
     curated = m[m.curated == 1]
     assert sorted(folds[0]["train"]) == sorted(curated.loc[curated.split == "train", "case_id"])
     assert sorted(folds[0]["val"]) == sorted(curated.loc[curated.split == "val", "case_id"])
+    patients = dict(zip(curated.case_id, curated.patient_id))
+    assert len(folds) == 5 and all(not {patients[c] for c in f["train"]} & {patients[c] for c in f["val"]} for f in folds)
     for row in m.itertuples():
         image, label = nib.load(out / row.image), nib.load(out / row.mask)
         home = "volumes/images/" if not row.curated else "nnunet/imagesTs/" if row.split == "test" else "nnunet/imagesTr/"

@@ -173,11 +173,51 @@ def load_catalogue(config: dict) -> dict[str, dict]:
     return entries
 
 
-def _resolve_sources(entry: dict, config: dict) -> list[dict]:
+# Source types that publish a folder of many files (medcurate/fetch/sources.py), and the one behind an account
+FOLDER_SERVICES = ("tcia", "kits19", "physionet")
+SERVICES = (*FOLDER_SERVICES, "kaggle")
+
+
+def _route(entry: dict, config: dict) -> tuple[dict, list[dict]]:
+    """The access route a plan takes, and the sources it fetches. An entry fetched from a service
+    (TCIA, KiTS19, PhysioNet, Kaggle) that also describes a manual route takes that route when the
+    user placed the data (manual_dirs), in sample mode (the mirror holds a placed release), or,
+    for mode 'token', when no credential for the service is configured."""
+    access = dict(entry["access"])
+    services = [s for s in entry["sources"] if any(k in s for k in SERVICES)]
+    if not services or access["mode"] == "manual":
+        return access, entry["sources"]
+    manual = "expected" in access and (
+        entry["id"] in config["manual_dirs"] or bool(config.get("sample_mirror"))
+        or (access["mode"] == "token" and not _has_credential(services, config)))
+    if manual:
+        return {**access, "mode": "manual"}, [s for s in entry["sources"] if s not in services]
+    return {**access, "mode": "open"}, entry["sources"]
+
+
+def _has_credential(services: list[dict], config: dict) -> bool:
+    from . import secrets
+
+    found = secrets.load(secrets.secrets_file(config.get("secrets_file")))
+    return all(found.of(next(k for k in SERVICES if k in s)) is not None for s in services)
+
+
+def _resolve_sources(entry: dict, config: dict, subset: int | None = None) -> list[dict]:
     mirror = config.get("sample_mirror")
+    folders = [s for s in entry["sources"] if any(k in s for k in FOLDER_SERVICES)]
+    if subset is not None and not folders:
+        raise CatalogueError("workflow config", f"field 'options.{entry['id']}.fetch.subset': {entry['id']} has no "
+                                                "source that can be cut to its first subjects here (a TCIA, KiTS19 "
+                                                "or PhysioNet source; the manual route and the sample mirror have none)")
     sources = []
     for src in entry["sources"]:
-        src = {k: v for k, v in src.items() if v is not None}
+        # approx_size is the plan's (medcurate/plan.py), not a download's: kept out of every slice
+        src = {k: v for k, v in src.items() if v is not None and k != "approx_size"}
+        if "url" not in src:  # a service source: fetched by its type, never from the sample mirror
+            if subset is not None and src in folders:
+                src["subset"] = subset
+            sources.append(src)
+            continue
         src["catalogue_url"] = src["url"]
         if mirror:
             key = f"{entry['id']}/{src['name']}"
@@ -206,6 +246,11 @@ def plan(entry: dict, config: dict) -> dict:
     validate({**entry, **options}, "dataset", f"workflow config (options.{ds})")
     if config.get("shards"):
         options["convert"]["shards"] = config["shards"]
+    # Resolved here, so the split slice records it: the built dataset whose split table this
+    # dataset's shared patients follow (the split rule takes that table as input), or None.
+    shared = options["split"].get("shared_patients")
+    options["split"]["split_source"] = (shared["dataset"] if shared and options["split"]["follow_shared_split"]
+                                        and shared["dataset"] in config["datasets"] and shared["dataset"] != ds else None)
     base = Path(config["_basedir"])
     resources = Path(config["resources_dir"])
     if ds in config["manual_dirs"]:
@@ -214,6 +259,7 @@ def plan(entry: dict, config: dict) -> dict:
         manual_dir = base / config["sample_mirror"]["root"] / ds / "manual"
     else:
         manual_dir = resources / "manual" / ds
+    access, entry_sources = _route(entry, config)
     p = {
         "id": ds,
         "name": entry["name"],
@@ -223,12 +269,13 @@ def plan(entry: dict, config: dict) -> dict:
         "license": entry["license"],
         "citation": entry["citation"],
         "homepage": entry["homepage"],
-        "access": entry["access"],
+        "access": access,
         "labels": entry["labels"],
         "mask_colours": entry.get("mask_colours"),
         **options,
         "unpack": entry["unpack"],
-        "sources": _resolve_sources(entry, config),
+        "sources": _resolve_sources({**entry, "sources": entry_sources}, config,
+                                    overrides.get("fetch", {}).get("subset")),
         "manual_dir": str(manual_dir),
         "manual_pins": _manual_pins(ds, config),
         "dicom": config["dicom"],
@@ -246,17 +293,23 @@ _SLICES = {
     "check_manual": ("name", "access", "unpack", "manual_dir", "manual_pins"),
     "convert": ("name", "module", "task", "modality", "labels", "mask_colours", "convert", "dicom", "png_compress_level"),
     "clean": ("task", "labels", "clean", "png_compress_level"),
-    "select": ("task", "select"),
+    "select": ("task", "labels", "select"),  # labels: the uncertain/blank policy acts on label columns
     "split": ("task", "labels", "split"),
     "publish": ("name", "module", "task", "modality", "license", "citation", "homepage", "labels", "sources",
                 *STEPS, "dicom", "png_compress_level", "config_digest"),
 }
 
 
+# The package modules a task kind adds to the convert and publish steps' code.
+TASK_MODULES = {"volume_segmentation": ("volumes",), "detection": ("boxes",), "wsi_tiling": ("wsi", "formats.asap")}
+# Tasks whose cases carry 2-D label maps (the clean step runs for them).
+MASK_TASKS = ("segmentation", "wsi_tiling")
+
+
 def step_code(p: dict, step: str) -> tuple[str, ...]:
     modules = {"fetch": ("fetch",), "unpack": ("unpack",), "check_manual": ("manual",), "clean": ("clean",),
                "select": ("curation",), "split": ("splits",), "publish": ("publish",)}.get(step)
-    volume = ("volumes",) if p["task"] == "volume_segmentation" else ()
+    volume = TASK_MODULES.get(p["task"], ())
     if step == "convert":
         modules = ("convert", f"datasets.{p['module']}", *volume)
     elif step == "publish":
@@ -298,7 +351,8 @@ def config_digest(p: dict) -> str:
     """Digest of what shapes the output; paths and mirror locations are left out so runs in
     different folders (or from a mirror with the same bytes) agree."""
     keep = {k: p[k] for k in ("id", "module", "task", "labels", "mask_colours", *STEPS, "png_compress_level", "dicom")}
-    keep["sources"] = [{k: s.get(k) for k in ("name", "sha256", "md5")} for s in p["sources"]]
+    keep["sources"] = [{k: s.get(k) for k in ("name", "sha256", "md5")} | ({"subset": s["subset"]} if "subset" in s else {})
+                       for s in p["sources"]]
     keep["medcurate"] = __version__
     return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()
 

@@ -23,7 +23,8 @@ log = logging.getLogger("medcurate")
 # Settings that cannot change an output travel in the environment, not in a slice, so changing
 # them re-runs nothing (set by the workflow from the config's `download:`).
 DOWNLOAD_ENV = "MEDCURATE_DOWNLOAD"
-DOWNLOAD_DEFAULTS = {"zenodo_api": "https://zenodo.org/api", "timeout": 60.0, "retries": 8, "backoff": 2.0}
+DOWNLOAD_DEFAULTS = {"zenodo_api": "https://zenodo.org/api", "timeout": 60.0, "retries": 8, "backoff": 2.0,
+                     "parallel": 4}
 
 
 def _json_file(path: str, what: str) -> dict:
@@ -70,15 +71,14 @@ def download_settings() -> dict:
 
 
 def cmd_fetch(args) -> None:
-    from .fetch import fetch
+    from .fetch import fetch_source
 
     step = _slice(args, "fetch")
     source = next((s for s in step["sources"] if s["name"] == args.source), None)
     if source is None:
         raise MedcurateError(args.slice, f"no source named {args.source!r} (it has: {', '.join(s['name'] for s in step['sources'])})")
     dl = download_settings()
-    record = fetch(source, Path(args.dest), zenodo_api=dl["zenodo_api"], timeout=dl["timeout"],
-                   retries=dl["retries"], backoff=dl["backoff"])
+    record = fetch_source(source, Path(args.dest), settings=dl)
     _write_json(args.record, {**record, "path": str(Path(args.dest).resolve())})
 
 
@@ -118,8 +118,10 @@ def cmd_unpack(args) -> None:
     paths = [r for r in args.records if r]
     records = _records(paths)
     with _drop_damaged_downloads(paths, records):
-        unpack([Path(r["path"]) for r in records], Path(args.dest), limits=_limits(step), nested=step["unpack"]["nested"],
-               fingerprints={r["name"]: r["sha256"] for r in records})
+        # a folder source (TCIA, KiTS19, PhysioNet) is linked, as a placed folder is
+        folders = [Path(r["path"]) for r in records if r.get("kind") == "folder"]
+        unpack([Path(r["path"]) for r in records if r.get("kind") != "folder"], Path(args.dest), limits=_limits(step),
+               nested=step["unpack"]["nested"], fingerprints={r["name"]: r["sha256"] for r in records}, links=folders)
     sources = [{k: v for k, v in r.items() if k != "path"} for r in records]
     _write_json(args.out, {"root": str(Path(args.dest).resolve()), "sources": sources})
 
@@ -165,7 +167,8 @@ def cmd_select(args) -> None:
 def cmd_split(args) -> None:
     from .splits import split_step
 
-    split_step(Path(args.selected), _slice(args, "split"), [Path(t) for t in args.tiers], Path(args.out))
+    split_step(Path(args.selected), _slice(args, "split"), [Path(t) for t in args.tiers], Path(args.out),
+               [Path(t) for t in args.source_split])
 
 
 def cmd_publish(args) -> None:
@@ -191,6 +194,13 @@ def cmd_reclaim(args) -> None:
         elif path.exists() or path.is_symlink():
             path.unlink()
     print(f"reclaimed {freed / 1e6:.1f} MB; {shared / 1e6:.1f} MB more stay as the results' hard links")
+
+
+def cmd_export(args) -> None:
+    from .exports import export
+
+    options = {k: v for k, v in (("label", args.label), ("dataset_number", args.number)) if v is not None}
+    print(export(args.kind, args.results, args.out, **options))
 
 
 def cmd_samples(args) -> None:
@@ -232,6 +242,7 @@ def parser() -> argparse.ArgumentParser:
          ("--tiers", {"nargs": "+", "required": True}), ("--out", required))
     step("split", cmd_split, "duplicates, near-duplicates, splits and the leakage check",
          ("--selected", required), ("--tiers", {"nargs": "*", "default": [], "help": "tiers with images and masks, for the near-duplicate check"}),
+         ("--source-split", {"nargs": "*", "default": [], "help": "split folder of the slice's split_source, if any"}),
          ("--out", required))
     step("publish", cmd_publish, "write the results folder of the output contract",
          ("--ready", required), ("--tiers", {"nargs": "+", "required": True}), ("--split", required), ("--out", required),
@@ -240,6 +251,21 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("reclaim", help="remove finished tiers (unpacked, converted, cleaned) and say what that frees")
     s.add_argument("paths", nargs="*")
     s.set_defaults(func=cmd_reclaim)
+
+    s = sub.add_parser("plan", help="what a run will download, unpack and write, where, and whether it fits (docs/plan.md)")
+    s.add_argument("--configfile", action="append", help="config files layered over config/config.yaml, as snakemake's")
+    s.add_argument("--config", nargs="+", metavar="KEY=VALUE", help="overrides, as snakemake's --config (YAML values)")
+    s.add_argument("--online", action="store_true", help="ask each server for the sizes the catalogue does not pin (HEAD)")
+    s.add_argument("--timeout", type=float, default=10.0, help="seconds per HEAD request (default 10)")
+    s.set_defaults(func=lambda args: __import__("medcurate.plan").plan.cmd_plan(args))
+
+    s = sub.add_parser("export", help="write one export of a results folder (hf, imagefolder, nnunet, monai, webdataset, croissant)")
+    s.add_argument("kind", choices=["hf", "imagefolder", "nnunet", "monai", "webdataset", "croissant"])
+    s.add_argument("results", help="a results folder, e.g. results/drive")
+    s.add_argument("--out", help="default: exports/<dataset>/<kind> beside the results folder")
+    s.add_argument("--label", help="imagefolder: the label column (default: the manifest's first)")
+    s.add_argument("--number", type=int, help="nnunet: the DatasetNNN number (default: stable, from the id)")
+    s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("samples", help="write the sample mirror and its pins (each dataset folder's sample.sha256)")
     s.add_argument("--out", default="workflow/sample-mirror")
@@ -253,9 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        args.func(args)
+        return args.func(args) or 0  # `plan` returns 2 when a dataset would not fit
     except MedcurateError as exc:
         log.error("%s", exc)
         print(f"medcurate {args.command}: error: {exc}", file=sys.stderr)
         return 1
-    return 0

@@ -7,21 +7,23 @@ and results/ hard-links its images):
 
     part.csv quarantine.csv files.sha256 (tiers.py)
     images/ raw_masks/ masks_<name>/ (2-D) or volumes/ slices/ (volume datasets)
+    overviews/ (whole-slide datasets: one per slide, wsi.py)
+    boxes.csv (detection datasets: one row per box, boxes.py)
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
 
-
-from . import datasets, masks
+from . import boxes, datasets, masks
 from .atomic import write_text
 from .errors import CaseError, MedcurateError
 from .images import pixel_digest, read_image, write_png
 from .rows import case_row, rel
-from .tiers import FACTS, PART, QUARANTINE, QUARANTINE_FIELDS, RAW_MASKS, SUMS, write_sums, write_table
+from .tiers import BOXES, FACTS, PART, QUARANTINE, QUARANTINE_FIELDS, RAW_MASKS, SUMS, write_sums, write_table
 
 log = logging.getLogger("medcurate.convert")
 
@@ -39,19 +41,25 @@ def enumerate_cases(root: Path, plan: dict) -> list[datasets.Case]:
 
 def convert_shard(root: Path, plan: dict, shard: int, n_shards: int, out: Path) -> dict:
     module = datasets.load(plan["module"])
+    box_rows: list[dict] = []  # detection: the shard's boxes.csv
     if plan["task"] == "volume_segmentation":
         from . import volumes  # nibabel/SimpleITK load only for volume datasets
 
         convert_case = volumes.convert_case
+    elif plan["task"] == "wsi_tiling":
+        from . import wsi  # OpenSlide's native library loads only for whole-slide datasets
+
+        convert_case = wsi.convert_case  # one slide -> a row per kept tile
     else:
-        convert_case = _convert_case
+        convert_case = functools.partial(_convert_case, box_rows=box_rows)
     cases = enumerate_cases(root, plan)[shard::n_shards]
     out.mkdir(parents=True, exist_ok=True)
     rows, quarantined, sums = [], [], {}
     for case in cases:
         try:
             _check_case(case, plan)
-            rows.append(convert_case(case, root, plan, module, out, sums))
+            result = convert_case(case, root, plan, module, out, sums)
+            rows += result if isinstance(result, list) else [result]
         except CaseError as exc:
             log.warning("quarantined %s: %s", case.case_id, exc)
             quarantined.append({"case_id": case.case_id, "patient_id": case.patient_id,
@@ -65,6 +73,8 @@ def convert_shard(root: Path, plan: dict, shard: int, n_shards: int, out: Path) 
     if shard == 0 and (facts := getattr(module, "dataset_facts", None)):
         write_text(out / FACTS, json.dumps(facts(root, plan), indent=1, sort_keys=True) + "\n")
     write_table(out / PART, rows)
+    if plan["task"] == "detection":
+        boxes.write_boxes(out / BOXES, box_rows)
     write_table(out / QUARANTINE, quarantined, QUARANTINE_FIELDS)
     write_sums(out / SUMS, sums)
     log.info("shard %d/%d of %s: %d converted, %d quarantined", shard + 1, n_shards, plan["id"], len(rows), len(quarantined))
@@ -82,7 +92,8 @@ def _check_case(case: datasets.Case, plan: dict) -> None:
             raise CaseError(case.image, f"label {name}={value!r} is not one of the catalogue's {classes[name]}")
 
 
-def _convert_case(case: datasets.Case, root: Path, plan: dict, module, out: Path, sums: dict) -> dict:
+def _convert_case(case: datasets.Case, root: Path, plan: dict, module, out: Path, sums: dict,
+                  box_rows: list[dict] | None = None) -> dict:
     decoded = load_image(case, plan, module)
     image, facts = decoded.array, dict(decoded.facts)
     columns = {"width": image.shape[1], "height": image.shape[0], "pixel_sha256": pixel_digest(image), "mask_sha256": ""}
@@ -98,7 +109,13 @@ def _convert_case(case: datasets.Case, root: Path, plan: dict, module, out: Path
         # the masks it changes
         columns.update(masks.mask_measures(mask), mask_source=rel(drawn.source or case.mask, root), cleaning=";".join(actions))
         columns.update(_extra_masks(case, plan, module, image.shape, out, sums))
+    elif plan["task"] == "detection":
+        # the module parses its release's box files; the conversion to pixels is boxes.py's alone
+        rows, box_columns = boxes.convert(module.load_boxes(case, plan), image.shape, plan["labels"]["boxes"], case.case_id)
+        columns.update(box_columns, box_source=rel(case.mask, root), **_extra_masks(case, plan, module, image.shape, out, sums))
     sums[f"images/{case.case_id}.png"] = write_png(image, out / "images" / f"{case.case_id}.png", plan["png_compress_level"])
+    if plan["task"] == "detection":
+        box_rows += rows  # only once the case is converted: a quarantined case leaves no boxes
     return case_row(case, root, plan["module"], f"images/{case.case_id}.png", mask_rel,
                     source=decoded.source, facts=facts, **columns)
 

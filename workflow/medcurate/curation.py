@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import masks
+from . import label_policy, masks
 from .masks import measures  # noqa: F401  (the facts the rules read; tests use it here)
 from .errors import MedcurateError
 from .images import read_image
@@ -39,10 +39,18 @@ def select_step(tiers: list[Path], step: dict, out: Path) -> None:
 def select(table: pd.DataFrame, step: dict, mask_file) -> pd.DataFrame:
     """The table with its 'exclusion' column; ``mask_file(rel)`` finds a cleaned mask."""
     options, task = step["select"], step["task"]
+    table = label_policy.apply(table, step.get("labels", {}).get("classes", {}), options)
+    wanted = options.get("views", "all")
+    if wanted != "all" and "view" not in table.columns:
+        raise MedcurateError(step["id"], f"select option views: {wanted} needs a per-image 'view' column, which this dataset has not")
     reasons = []
     for row in table.to_dict("records"):
         if task == "classification":
-            reasons.append(flagged(row, options))
+            reasons.append(wrong_view(row, wanted) + flagged(row, options))
+            continue
+        if task == "detection":  # empty_mask reads 'no box' here
+            empty = int(row["boxes"]) == 0 and options["empty_mask"] == "exclude"
+            reasons.append(["no_boxes"] * empty + flagged(row, options))
             continue
         facts = {"mask_area_fraction": float(row["mask_area_fraction"]), "mask_components": int(row["mask_components"])}
         mask = read_image(mask_file(row["mask"]), "keep") if options.get("crude_shapes") else None
@@ -68,6 +76,14 @@ def exclusions(mask: np.ndarray | None, meta: dict, facts: dict, options: dict) 
     if (crude := options.get("crude_shapes")) and (box := masks.foreground_box(mask)) is not None:
         reasons += [f"crude_shape:{kind}" for kind in sorted(set(crude_components(mask[box] > 0, crude)))]
     return reasons
+
+
+def wrong_view(row: dict, wanted: str) -> list[str]:
+    """The ``views`` rule (frontal / lateral / all) on the per-image 'view' column (chest X-rays:
+    frontal, lateral, other, or blank when the release does not say)."""
+    if wanted == "all" or row.get("view") == wanted:
+        return []
+    return [f"view:{row.get('view') or 'unknown'}"]
 
 
 def flagged(meta: dict, options: dict) -> list[str]:

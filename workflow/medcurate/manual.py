@@ -94,8 +94,10 @@ def prepare(plan: dict, downloads: list[dict], dest: Path, limits: Limits) -> di
         if problems := _check_expected(plan, root):
             raise ManualDataError(folder, message(plan, problems))
 
-    unpack([Path(r["path"]) for r in downloads] + archives, dest, limits=limits, nested=plan["unpack"]["nested"],
-           fingerprints=fingerprints, links=[p for p in entries if p not in archives], verify=verify)
+    folders = [Path(r["path"]) for r in downloads if r.get("kind") == "folder"]  # a service's folder source
+    unpack([Path(r["path"]) for r in downloads if r.get("kind") != "folder"] + archives, dest, limits=limits,
+           nested=plan["unpack"]["nested"], fingerprints=fingerprints,
+           links=[p for p in entries if p not in archives] + folders, verify=verify)
     sources = [{k: v for k, v in r.items() if k != "path"} for r in downloads]
     return {"root": str(dest.resolve()), "sources": sources + placed}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import __version__, curation, qc
+from . import __version__, boxes, columns, curation, qc
 from .atomic import atomic_dir, file_digest, link
 from .tiers import BOOKKEEPING, FACTS, QUARANTINE, QUARANTINE_FIELDS, RAW_MASKS, SUMS, read_sums, read_table
 
@@ -32,7 +32,8 @@ def publish(step: dict, tiers: list[Path], split_dir: Path, out: Path, fetch_rec
     quarantine = _concat([d / QUARANTINE for d in tiers if (d / QUARANTINE).is_file()], QUARANTINE_FIELDS).drop_duplicates()
     reports = {name: read_table(split_dir / f"{name}.csv") for name in ("duplicates", "near_duplicates")
                if (split_dir / f"{name}.csv").is_file()}
-    warnings = json.loads((split_dir / "report.json").read_text(encoding="utf-8"))["warnings"]
+    split_report = json.loads((split_dir / "report.json").read_text(encoding="utf-8"))
+    warnings = split_report["warnings"]
     label_columns = list(step["labels"].get("classes", {}))
     df = df[_columns(df, step, label_columns)]
 
@@ -50,6 +51,7 @@ def publish(step: dict, tiers: list[Path], split_dir: Path, out: Path, fetch_rec
             from . import volumes
 
             df = volumes.nnunet_layout(df, stage, step, sums)
+        box_counts = boxes.publish(df, tiers, stage, step) if step["task"] == "detection" else None
         _csv(df, stage / "manifest.csv")
         _csv(quarantine.sort_values("case_id"), stage / "quarantine.csv")
         for name, report in reports.items():
@@ -57,13 +59,20 @@ def publish(step: dict, tiers: list[Path], split_dir: Path, out: Path, fetch_rec
         (stage / "qc").mkdir(exist_ok=True)
         qc.montage(df, stage, step, stage / "qc" / "montage.png", len(quarantine), threads)
         info = _dataset_json(step, df, quarantine, reports.get("duplicates", pd.DataFrame()), warnings, fetch_records)
+        if box_counts is not None:
+            info["counts"]["boxes_per_class"] = box_counts
         if "near_duplicates" in reports:
             near = reports["near_duplicates"]
             info["counts"]["near_duplicate_pairs"] = len(near)
             info["counts"]["near_duplicate_conflicts"] = int(near["conflict"].astype(int).sum())
+        # splits without a curated case (also among the warnings); what shared patients followed
+        info["empty_splits"] = split_report.get("empty_splits", [])
+        if "shared_patients" in split_report:
+            info["shared_patients"] = split_report["shared_patients"]
         if facts := [json.loads((d / FACTS).read_text(encoding="utf-8")) for d in tiers if (d / FACTS).is_file()]:
             info["release_facts"] = facts[0]  # e.g. columns read under a documented alias
         _json(info["counts"], stage / "qc" / "stats.json")
+        info["columns"] = columns.column_types(df, step["labels"])  # medcurate.load applies them
         _json(info, stage / "dataset.json")
         _sha256sums(stage, sums)
     for w in warnings:
@@ -81,7 +90,7 @@ def _concat(paths: list[Path], fields: list[str] | None = None) -> pd.DataFrame:
 def _columns(df: pd.DataFrame, plan: dict, label_columns: list[str]) -> list[str]:
     """Fixed columns first, then the dataset's own (sorted), then curation; segmentation-only
     columns are dropped for classification datasets."""
-    seg = SEG if plan["task"] != "classification" else []
+    seg = SEG if plan["task"] not in ("classification", "detection") else []
     known = set(LEAD + label_columns + TAIL + SEG + END)
     own = sorted(c for c in df.columns if c not in known)
     return LEAD + label_columns + TAIL + seg + own + END
@@ -102,7 +111,7 @@ def _dataset_json(plan, df, quarantine, duplicates, warnings, fetch_records) -> 
                    for c in plan["labels"].get("classes", {})},
         "duplicate_groups": int(duplicates["group"].nunique()) if not duplicates.empty else 0,
     }
-    if plan["task"] != "classification":
+    if plan["task"] not in ("classification", "detection"):
         present = df.loc[df.curated == 1, "mask_labels"].str.split().explode().dropna()
         names = {str(v): k for k, v in plan["labels"]["mask"].items()}
         counts["masks_with_label"] = {names[v]: int(n) for v, n in sorted(present.value_counts().items())}
@@ -121,7 +130,13 @@ def _dataset_json(plan, df, quarantine, duplicates, warnings, fetch_records) -> 
         "warnings": warnings,
         "medcurate_version": __version__,
         "config_digest": plan["config_digest"],
-    }
+    } | _subset(fetch_records)
+
+
+def _subset(records: list[dict]) -> dict:
+    """A build from the first N subjects of a source says so (options.<id>.fetch.subset)."""
+    parts = {r["name"]: r["subset"] for r in records if r.get("subset")}
+    return {"subset": parts} if parts else {}
 
 
 def _source(plan: dict, record: dict) -> dict:
@@ -129,6 +144,7 @@ def _source(plan: dict, record: dict) -> dict:
     if src is None:  # placed by the user (gated dataset): an archive with its sha256, or a folder
         return {"origin": "manual", **{k: record[k] for k in ("name", "kind", "size", "sha256", "checksum_source") if k in record}}
     keep = {k: record.get(k) for k in ("name", "size", "md5", "sha256", "checksum_source")}
+    keep |= {k: record[k] for k in ("kind", "files", "subset") if k in record}  # a folder source
     keep["url"] = src.get("catalogue_url", record.get("url"))
     if src.get("served_from"):
         keep["served_from"] = src["served_from"]

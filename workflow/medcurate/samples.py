@@ -214,22 +214,25 @@ def fundus(name: str, size: tuple[int, int], band: int = 16) -> tuple[np.ndarray
 
 # ultrasound frames: the three fetal sets
 
-def ultrasound(name: str, size: tuple[int, int], rgb: bool = False) -> bytes:
-    """A smooth fan-shaped ultrasound-like frame (compresses well, deterministic per name)."""
+def fan(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+    """Smooth banded tissue in an ultrasound fan, black outside it (compresses well)."""
     w, h = size
-    rng = seeded(name)
     coarse = rng.integers(20, 200, size=(12, 16), dtype=np.uint8)
     tex = np.asarray(Image.fromarray(coarse).resize((w, h), Image.Resampling.BILINEAR), np.float32)
     yy, xx = np.mgrid[0:h, 0:w]
     angle = np.arctan2(xx - w / 2, yy + h * 0.05)
-    fan = (np.abs(angle) < 0.75) & (yy < h * 0.95)
-    px = np.where(fan, (tex // 24) * 24 + 8, 0).astype(np.uint8)  # banded: keeps the mirror small
-    im = Image.fromarray(px)
+    inside = (np.abs(angle) < 0.75) & (yy < h * 0.95)
+    return np.where(inside, (tex // 24) * 24 + 8, 0).astype(np.uint8)  # banded: keeps the mirror small
+
+
+def ultrasound(name: str, size: tuple[int, int]) -> bytes:
+    """A fan-shaped ultrasound-like frame with an oval outline (deterministic per name)."""
+    w, h = size
+    rng = seeded(name)
+    im = Image.fromarray(fan(rng, size))
     draw = ImageDraw.Draw(im)
     cx, cy = w * (0.35 + 0.3 * rng.random()), h * (0.4 + 0.2 * rng.random())
     draw.ellipse([cx - w * 0.15, cy - h * 0.12, cx + w * 0.15, cy + h * 0.12], outline=235, width=4)
-    if rgb:
-        im = im.convert("RGB")
     return png_bytes(im)
 
 
@@ -257,3 +260,18 @@ def nifti_gz(array: np.ndarray, affine: np.ndarray, xyzt: tuple[str, str] = ("mm
     img.header.set_qform(affine, code=1)
     img.header.set_xyzt_units(*xyzt)
     return gzip.compress(img.to_bytes(), compresslevel=6, mtime=0)
+
+
+# chest radiographs: the chest X-ray family (ChestX-ray14, CheXpert, MIMIC-CXR-JPG, PadChest, Open-i)
+
+def xray(name: str, size: tuple[int, int] = (64, 64), rgba: bool = False) -> bytes:
+    """A chest-radiograph-like frame: bright body, two dark lung fields, banded so it stays small."""
+    w, h = size
+    rng = seeded(name)
+    px = (smooth(name, size, 150, 220) // 16) * 16
+    im = Image.fromarray(px.astype(np.uint8))
+    draw = ImageDraw.Draw(im)
+    for side in (0.27, 0.73):
+        cx = w * (side + 0.04 * (rng.random() - 0.5))
+        draw.ellipse([cx - w * 0.17, h * 0.18, cx + w * 0.17, h * 0.82], fill=int(rng.integers(40, 80)))
+    return png_bytes(im.convert("RGBA") if rgba else im)

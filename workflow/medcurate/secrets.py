@@ -4,13 +4,15 @@ repository, sent only to the hosts they belong to, and never written to a log, r
 Where they come from (the first found wins, per service):
 
 1. Environment variables: ``MEDCURATE_ZENODO_TOKEN``, ``KAGGLE_USERNAME`` + ``KAGGLE_KEY`` (the
-   Kaggle CLI's own names), ``MEDCURATE_TCIA_TOKEN``.
+   Kaggle CLI's own names), ``MEDCURATE_TCIA_TOKEN``, ``MEDCURATE_PHYSIONET_USERNAME`` +
+   ``MEDCURATE_PHYSIONET_PASSWORD``.
 2. A YAML secrets file: config key ``secrets_file``, else ``$MEDCURATE_SECRETS_FILE``, else
    ``~/.config/medcurate/secrets.yaml`` if it exists::
 
        zenodo: {token: "..."}
        kaggle: {username: alice, key: "..."}
        tcia: {token: "..."}
+       physionet: {username: alice, password: "..."}
        other:                              # any other source: say which hosts get it
          hosts: [data.example.org]
          token: "..."                      # Authorization: Bearer <token>
@@ -54,6 +56,9 @@ SERVICES: dict[str, dict] = {
                "env": {"username": "KAGGLE_USERNAME", "key": "KAGGLE_KEY"}},
     "tcia": {"hosts": ["services.cancerimagingarchive.net", "nbia.cancerimagingarchive.net"],
              "env": {"token": "MEDCURATE_TCIA_TOKEN"}},
+    # PhysioNet's credentialed projects: the account's user name and password, HTTP Basic
+    "physionet": {"hosts": ["physionet.org"],
+                  "env": {"username": "MEDCURATE_PHYSIONET_USERNAME", "key": "MEDCURATE_PHYSIONET_PASSWORD"}},
 }
 _FIELDS = {"hosts", "token", "username", "password", "key"}
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -108,6 +113,10 @@ class Secrets:
                 log.warning("not sending the %s credentials to %s over %s", cred.service, host, parts.scheme)
                 return None
         return None
+
+    def of(self, service: str) -> Credential | None:
+        """The credential of a known service, if one is configured."""
+        return next((c for c in self.credentials if c.service == service), None)
 
     def service_for(self, url: str) -> str | None:
         """The known service a URL belongs to (with or without credentials), for hints."""

@@ -22,7 +22,7 @@ def resolve_duplicates(df: pd.DataFrame, label_columns: list[str]) -> pd.DataFra
     """Identical pixels under several names: keep the first case id, exclude the others; if the
     copies disagree on labels (or masks), exclude all of them. Returns one row per duplicate."""
     report = []
-    keys = [c for c in label_columns + ["mask_sha256"] if c in df.columns]
+    keys = [c for c in label_columns + ["mask_sha256", "boxes_sha256"] if c in df.columns]
     copies = df[df["pixel_sha256"].duplicated(keep=False)]  # looping over every unique image costs seconds at 100k
     for digest, group in copies.groupby("pixel_sha256", sort=True):
         ids = sorted(group["case_id"])
@@ -127,9 +127,46 @@ def normalise_patients(df: pd.DataFrame) -> list[str]:
     return warnings
 
 
-def split_dataset(selected: pd.DataFrame, step: dict, tier_dirs: list[Path]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], list[str]]:
+SEVERITY = {"train": 0, "val": 1, "test": 2}
+
+
+def follow_source(df: pd.DataFrame, options: dict, source: pd.DataFrame) -> tuple[dict, list[str]]:
+    """Patients shared with another built dataset (rows whose derived_from names it) take that
+    dataset's split, with every patient linked to them here; a linked group whose members sit in
+    several splits there goes wholly to the strictest (test, then val). Returns (summary, warnings)."""
+    shared, warnings = options["shared_patients"], []
+    theirs = dict(zip(source["patient_id"], source["split"]))  # the source's split step made it one per patient
+    marked = df["derived_from"] == shared["derived_from"] if "derived_from" in df.columns else pd.Series(False, df.index)
+    groups = patient_groups(df)
+    found: dict[str, set[str]] = {}
+    for patient in sorted(set(df.loc[marked, "patient_id"]) & theirs.keys()):
+        found.setdefault(groups[patient], set()).add(theirs[patient])
+    target = {g: max(s, key=SEVERITY.__getitem__) for g, s in found.items()}
+    for g, s in sorted(found.items()):
+        if len(s) > 1:
+            warnings.append(f"patients linked to {g} sit in splits {'/'.join(sorted(s, key=SEVERITY.__getitem__))} of {shared['dataset']}: all put in {target[g]} here")
+    key = df["patient_id"].map(groups)
+    follow = key.isin(target.keys())
+    changed = follow & (df["split"] != key.map(target))
+    df.loc[follow, "split"] = key[follow].map(target)
+    patients = df.loc[follow].drop_duplicates("patient_id")
+    summary = {"dataset": shared["dataset"], "derived_from": shared["derived_from"], "patients": len(patients),
+               "moved_cases": int(changed.sum()),
+               "splits": {s: int((patients["split"] == s).sum()) for s in SEVERITY},
+               "not_in_source": int(df.loc[marked, "patient_id"].map(lambda p: p not in theirs).sum())}
+    return summary, warnings
+
+
+def empty_splits(df: pd.DataFrame) -> list[str]:
+    """The splits without a curated case (a model cannot be trained or tested there)."""
+    return [s for s in SEVERITY if not ((df["split"] == s) & (df["curated"] == 1)).any()]
+
+
+def split_dataset(selected: pd.DataFrame, step: dict, tier_dirs: list[Path], source: pd.DataFrame | None = None
+                  ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], list[str]]:
     """The split step on the selected table: duplicates, near-duplicates, splits, the leakage
-    check and the curated flag. Returns (table, reports by name, warnings)."""
+    check and the curated flag; ``source``: the split table of the dataset whose split shared
+    patients follow (split_source). Returns (table, reports by name, warnings)."""
     df, ds, options = selected.copy(), step["id"], step["split"]
     warnings = normalise_patients(df)
     label_columns = list(step["labels"].get("classes", {}))
@@ -141,19 +178,57 @@ def split_dataset(selected: pd.DataFrame, step: dict, tier_dirs: list[Path]) -> 
 
         reports["near_duplicates"] = neardup.flag(df, tier_dirs, options["near_duplicates"])
     warnings += assign(df, ds, options)
+    if options.get("split_source"):
+        if source is None:
+            raise MedcurateError(ds, f"split_source is {options['split_source']}, but its split table was not given")
+        summary, more = follow_source(df, options, source)
+        warnings += more
+        df.attrs["shared_patients"] = summary  # what followed, for report.json
     check_disjoint(df, ds)
     df["curated"] = (df["exclusion"] == "").astype(int)
     if not df["curated"].any():
         raise MedcurateError(ds, "dataset is empty after curation: every case was excluded")
+    for s in empty_splits(df):
+        warnings.append(f"split '{s}' has no curated case ({int((df['split'] == s).sum())} case(s) in it, all excluded or none)")
     return df, {k: v for k, v in reports.items() if not v.empty}, warnings
 
 
-def split_step(selected: Path, step: dict, tiers: list[Path], out: Path) -> None:
+def split_step(selected: Path, step: dict, tiers: list[Path], out: Path, source_splits: list[Path] = ()) -> None:
     """The split step's folder: table.csv (with split and curated), the duplicate and
-    near-duplicate reports, report.json (the warnings)."""
-    table, reports, warnings = split_dataset(read_table(selected), step, tiers)
+    near-duplicate reports, report.json (the warnings, the splits left without a curated case and
+    what shared patients followed). ``source_splits``: the split folder of split_source."""
+    source = None
+    if source_splits:
+        source = read_table(Path(source_splits[0]) / "table.csv")
+        if not {"patient_id", "split"} <= set(source.columns):
+            raise MedcurateError(Path(source_splits[0]) / "table.csv", "not a split table: needs patient_id and split")
+    table, reports, warnings = split_dataset(read_table(selected), step, tiers, source)
+    report = {"warnings": warnings, "empty_splits": empty_splits(table)}
+    if "shared_patients" in table.attrs:
+        report["shared_patients"] = table.attrs["shared_patients"]
     with atomic_dir(out) as stage:
         write_frame(table, stage / "table.csv")
-        for name, report in reports.items():
-            write_frame(report, stage / f"{name}.csv")
-        write_text(stage / "report.json", json.dumps({"warnings": warnings}, indent=2) + "\n")
+        for name, report_frame in reports.items():
+            write_frame(report_frame, stage / f"{name}.csv")
+        write_text(stage / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
+
+
+def cv_folds(df: pd.DataFrame, dataset: str, k: int = 5) -> dict[str, int]:
+    """Cross-validation fold (0..k-1) of each train/val case, grouped by patient, so no fold puts
+    a patient on both sides (ACDC: both frames of a patient together). Fold 0 is the published
+    split (its val patients); the train patients go round-robin over folds 1..k-1 in the order of
+    a patient hash, so the folds are balanced and the same on every build. Without val patients
+    all k folds are drawn that way. Test cases have no fold."""
+    pool = df[df["split"].isin(["train", "val"])]
+    val = set(pool.loc[pool["split"] == "val", "patient_id"])
+    rest = sorted(set(pool["patient_id"]) - val, key=lambda p: (unit_hash(f"{dataset}:fold", p), p))
+    first, spread = (1, k - 1) if val else (0, k)
+    fold = {p: 0 for p in val} | {p: first + i % spread for i, p in enumerate(rest)}
+    return {c: fold[p] for c, p in zip(pool["case_id"], pool["patient_id"])}
+
+
+def nnunet_splits(df: pd.DataFrame, dataset: str, k: int = 5) -> list[dict[str, list[str]]]:
+    """nnU-Net's splits_final.json: k folds of {'train': [...], 'val': [...]} case ids."""
+    fold = cv_folds(df, dataset, k)
+    return [{"train": sorted(c for c, f in fold.items() if f != i), "val": sorted(c for c, f in fold.items() if f == i)}
+            for i in range(k)]

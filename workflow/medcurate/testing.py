@@ -79,6 +79,20 @@ def snakemake_exe() -> str:
     return exe
 
 
+def entry_path(dataset: str) -> Path:
+    """The package's catalogue entry of a dataset (its folder's dataset.yaml)."""
+    return ROOT / "workflow" / "medcurate" / "datasets" / dataset / "dataset.yaml"
+
+
+def catalogue_copy(dest: Path, *datasets: str) -> Path:
+    """A config's own catalogue folder (config key ``catalogue``) holding copies of some package
+    entries as <id>.yaml, for a test to edit: they replace the package's entries of those ids."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for ds in datasets:
+        shutil.copy(entry_path(ds), dest / f"{ds}.yaml")
+    return dest
+
+
 def sample_plan(dataset: str) -> dict:
     """A dataset's plan as the offline demo (config/sample.yaml) resolves it."""
     import yaml
@@ -129,7 +143,7 @@ def build(root: Path, plan: dict, work: Path, out: Path, records: list[dict] | N
     for i, folder in enumerate(converted):
         convert.convert_shard(root, step("convert"), i, shards, folder)
     cleaned = []
-    if plan["task"] == "segmentation":
+    if plan["task"] in catalogue.MASK_TASKS:
         cleaned = [work / "cleaned" / folder.name for folder in converted]
         for src, dest in zip(converted, cleaned):
             clean.clean_shard(src, step("clean"), dest)

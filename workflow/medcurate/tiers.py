@@ -15,7 +15,8 @@ QUARANTINE = "quarantine.csv"
 QUARANTINE_FIELDS = ["case_id", "patient_id", "source", "reason"]
 FACTS = "facts.json"  # facts about the release as a whole (module.dataset_facts), for dataset.json
 RAW_MASKS = "raw_masks"  # label maps before the clean step; results/ links the cleaned ones
-BOOKKEEPING = {PART, SUMS, QUARANTINE, FACTS}
+BOXES = "boxes.csv"  # detection: one row per box (boxes.py); publish gathers the shards' into one
+BOOKKEEPING = {PART, SUMS, QUARANTINE, FACTS, BOXES}
 
 
 def read_table(path: Path) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Volumes (task volume_segmentation): read NIfTI / Analyze / MetaImage / DICOM series, check
+"""Volumes (task volume_segmentation): read NIfTI-1/-2 / Analyze / MINC1/MINC2 / MetaImage / DICOM series, check
 image against label, reorient losslessly to RAS+, write deterministic NIfTI, lay the result out
 for nnU-Net v2.
 
@@ -28,6 +28,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
 from skimage import measure
 
+from . import splits
 from .atomic import atomic_path
 from .datasets import files  # follows symlinks, as a gated dataset's root needs
 from .errors import CaseError
@@ -45,6 +46,9 @@ GZIP_LEVEL = 1  # as png_compress_level: level 6 would triple the write time for
 MET_SIZES = {"MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4, "MET_UINT": 4,
              "MET_LONG": 4, "MET_ULONG": 4, "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_FLOAT": 4, "MET_DOUBLE": 8}
 NIFTI_SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img")
+# MINC1 (NetCDF) and MINC2 (HDF5, read through h5py) share the suffix; nibabel tells them apart by
+# their magic bytes. Whole-file compression is MINC1-only (nibabel's rule).
+MINC_SUFFIXES = (".mnc", ".mnc.gz", ".mnc.bz2")
 
 
 @dataclass
@@ -59,19 +63,19 @@ class Volume:
 
 
 def read_volume(path: Path) -> Volume:
-    """Load a whole volume (so truncation is caught here): NIfTI/Analyze via nibabel, MetaImage via
-    SimpleITK, a folder of DICOM slices via pydicom."""
+    """Load a whole volume (so truncation is caught here): NIfTI-1/-2, Analyze and MINC1/MINC2 via
+    nibabel, MetaImage via SimpleITK, a folder of DICOM slices via pydicom."""
     path = Path(path)
     name = path.name.lower()
     if path.is_dir():
         return _read_dicom_series(path)
     if not path.exists():
         raise CaseError(path, "file is missing")
-    if name.endswith(NIFTI_SUFFIXES):
+    if name.endswith(NIFTI_SUFFIXES + MINC_SUFFIXES):
         return _read_nibabel(path)
     if name.endswith((".mhd", ".mha")):
         return _read_metaimage(path)
-    raise CaseError(path, "not a volume format medcurate reads (.nii, .nii.gz, .hdr/.img, .mhd/.raw, .mha, a DICOM folder)")
+    raise CaseError(path, "not a volume format medcurate reads (.nii, .nii.gz, .hdr/.img, .mnc, .mhd/.raw, .mha, a DICOM folder)")
 
 
 def _read_nibabel(path: Path) -> Volume:
@@ -79,15 +83,34 @@ def _read_nibabel(path: Path) -> Volume:
         img = nib.load(path)
         shape = img.shape
         _check_size(path, shape, img.get_data_dtype().itemsize)
-        array = np.asanyarray(img.dataobj)  # applies scl_slope/inter, reads every byte
+        array = np.asanyarray(img.dataobj)  # applies scl_slope/inter (MINC: image-min/max), reads every byte
         affine = np.asarray(img.affine, float)
+        if isinstance(img, nib.minc1.Minc1Image):  # Minc2Image is a subclass
+            array = _minc_spatial_first(img, array)
     except FileNotFoundError as exc:  # the .img of an Analyze pair
         raise CaseError(exc.filename or path, "file is missing (the data file of an Analyze/NIfTI pair)") from None
     except CaseError:
         raise
-    except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError, zlib.error, MemoryError) as exc:
+    except ImportError as exc:  # nibabel imports h5py only when it meets a MINC2 (HDF5) file
+        raise CaseError(path, f"MINC2 (HDF5) volume needs h5py ({_one_line(exc)})") from None
+    except nib.minc1.MincError as exc:
+        raise CaseError(path, f"cannot read MINC volume ({_one_line(exc)})") from None
+    except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError, KeyError, zlib.error, MemoryError) as exc:
+        # KeyError: an HDF5 file without MINC2's /minc-2.0/image/0/image dataset
         raise CaseError(path, f"cannot read volume ({_one_line(exc)}): truncated or damaged?") from None
     return _checked(Volume(array, affine, path))
+
+
+def _minc_spatial_first(img, array: np.ndarray) -> np.ndarray:
+    """MINC keeps its dimensions in file order, a 'time' (or other non-space) dimension among
+    them, usually first; nibabel's affine maps the spatial ones only, in that order. Move the
+    others to the end, so the array is (i, j, k[, t]) as every other reader gives it."""
+    names = list(img.dataobj.minc_file._dim_names)  # nibabel exposes the order only here
+    spatial = [n.endswith("space") for n in names]
+    if len(names) != array.ndim or sum(spatial) != 3:
+        raise CaseError(img.get_filename(), f"MINC dimensions {names} do not give 3 spatial axes for data of shape {array.shape}")
+    order = [i for i, s in enumerate(spatial) if s] + [i for i, s in enumerate(spatial) if not s]
+    return np.ascontiguousarray(array.transpose(order)) if order != list(range(array.ndim)) else array
 
 
 def _read_metaimage(path: Path) -> Volume:
@@ -461,8 +484,8 @@ def write_slices(image: np.ndarray, labels: np.ndarray, case_id: str, out: Path,
 
 def nnunet_layout(df: pd.DataFrame, stage: Path, plan: dict, sums: dict) -> pd.DataFrame:
     """Move the staged volumes of the curated cases into nnU-Net v2's raw layout (train and val ->
-    *Tr, test -> *Ts), write its dataset.json and a splits_final.json holding our patient-wise
-    split; rewrite df.image/df.mask and the keys of ``sums``. Excluded cases stay in volumes/
+    *Tr, test -> *Ts), write its dataset.json and a splits_final.json of five patient-grouped
+    folds (fold 0 = our split); rewrite df.image/df.mask and the keys of ``sums``. Excluded cases stay in volumes/
     (listed in the manifest with their reasons), so no nnU-Net fold, not even 'all', trains on them."""
     df = df.copy()
     nn = stage / "nnunet"
@@ -480,7 +503,7 @@ def nnunet_layout(df: pd.DataFrame, stage: Path, plan: dict, sums: dict) -> pd.D
     for sub in ("volumes/images", "volumes/labels", "volumes"):
         if (stage / sub).is_dir() and not any((stage / sub).iterdir()):
             (stage / sub).rmdir()
-    folds = [{s: sorted(df.loc[curated & (df["split"] == s), "case_id"]) for s in ("train", "val")}]
+    folds = splits.nnunet_splits(df[curated], plan["id"])  # five patient-grouped folds, fold 0 = our split
     training = int((curated & df["split"].isin(["train", "val"])).sum())
     _write_json(nn / "dataset.json", nnunet_dataset_json(plan, training))
     _write_json(nn / "splits_final.json", folds)

@@ -40,7 +40,7 @@ def _with(pred):
 
 OPEN_DATASETS = _with(lambda p: p["access"]["mode"] == "open")
 MANUAL_DATASETS = _with(lambda p: p["access"]["mode"] == "manual")
-MASK_DATASETS = _with(lambda p: p["task"] == "segmentation")  # 2-D label maps: the clean step
+MASK_DATASETS = _with(lambda p: p["task"] in _catalogue.MASK_TASKS)  # 2-D label maps: the clean step
 
 
 wildcard_constraints:
@@ -108,7 +108,7 @@ def converted(wildcards):
 
 
 def cleaned(wildcards):
-    return _shards("cleaned", wildcards.dataset) if PLANS[wildcards.dataset]["task"] == "segmentation" else []
+    return _shards("cleaned", wildcards.dataset) if PLANS[wildcards.dataset]["task"] in _catalogue.MASK_TASKS else []
 
 
 def tables(wildcards):
@@ -121,6 +121,13 @@ def near_duplicate_tiers(wildcards):
     if PLANS[wildcards.dataset]["split"].get("near_duplicates") is None:
         return []
     return converted(wildcards) + cleaned(wildcards)
+
+
+def source_split(wildcards):
+    """Shared patients follow another built dataset's split: its split folder is an input (so a
+    change there re-runs this split), only when the split slice names it (split_source)."""
+    src = PLANS[wildcards.dataset]["split"].get("split_source")
+    return [f"{WORK}/{src}/split"] if src else []
 
 
 # --- Credentials for gated sources (medcurate/secrets.py) ---------------------------------------
@@ -145,6 +152,35 @@ from medcurate.lock import RunLock as _RunLock
 
 _RUN_LOCK = None
 
+# --- Free space before the first job, a line per dataset after the last (medcurate/plan.py) ------
+# Checked in onstart (main process, DAG built, nothing run yet): only the jobs this run will
+# execute count, and nothing is written, so free space never re-runs a step. Off with
+# --config space_check=false or MEDCURATE_SPACE_CHECK=0.
+import time as _time
+
+from medcurate import plan as _plan
+
+_RUN_START = _time.time()
+
+
+def _check_space():
+    from snakemake.exceptions import WorkflowError
+
+    if not _plan.check_enabled(CONFIG):
+        return
+    jobs = [(j.rule.name, dict(j.wildcards.items())) for j in workflow.dag.needrun_jobs()]
+    jobs = [(r, wc) for r, wc in jobs if PLACED.get(wc.get("dataset"), "") is not None]  # unplaced: said above
+    refused = _plan.refusals(CONFIG, CATALOGUE, PLANS, jobs)
+    if refused:
+        raise WorkflowError("not enough free space; no job was started, nothing was downloaded:\n  " + "\n  ".join(refused)
+                            + "\nFree space or point the folder elsewhere (medcurate plan shows the figures); "
+                            "to run anyway: --config space_check=false or MEDCURATE_SPACE_CHECK=0")
+
+
+def _summary():
+    for line in _plan.summary(CONFIG, _RUN_START):
+        print(f"medcurate: {line}", file=sys.stderr)
+
 
 onstart:
     global _RUN_LOCK
@@ -157,13 +193,16 @@ onstart:
             _RUN_LOCK.acquire()
         except MedcurateError as exc:
             raise WorkflowError(str(exc)) from None
+        _check_space()
 
 
 onsuccess:
     if _RUN_LOCK is not None:
         _RUN_LOCK.release()
+    _summary()
 
 
 onerror:
     if _RUN_LOCK is not None:
         _RUN_LOCK.release()
+    _summary()

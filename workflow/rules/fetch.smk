@@ -1,6 +1,9 @@
 # Download one source of a dataset: resumable, retried, verified, cached under resources/.
 # The cached file lives beside (not as) the rule's output, so a re-run of this rule never deletes
 # a verified download: `medcurate fetch` finds it, checks it, and does no network access.
+# A source served by a publisher's service (TCIA, KiTS19, PhysioNet: medcurate/fetch/sources.py)
+# is a folder there instead, fetched item by item (series, case, subject folder) into
+# <dest>.store/ and resumed per item; options.<dataset>.fetch.subset is part of the slice.
 
 
 rule fetch_source:

@@ -5,6 +5,7 @@ rule split_dataset:
     input:
         selected=f"{WORK}/{{dataset}}/selected.csv",
         tiers=near_duplicate_tiers,
+        source_split=source_split,
     output:
         directory(f"{WORK}/{{dataset}}/split"),
     log:
@@ -19,4 +20,4 @@ rule split_dataset:
         ENV
     shell:
         "medcurate split --slice {params.slice:q} --selected {input.selected:q}"
-        " --tiers {input.tiers:q} --out {output:q} > {log:q} 2>&1"
+        " --tiers {input.tiers:q} --source-split {input.source_split:q} --out {output:q} > {log:q} 2>&1"

@@ -103,6 +103,24 @@ def polygon(xs, ys, shape: tuple[int, int]) -> tuple[np.ndarray, bool]:
     return _vertices(xs, ys, shape), True
 
 
+def polygon_window(xs, ys, shape: tuple[int, int], window: tuple[int, int, int, int]) -> np.ndarray:
+    """The part of a polygon's mask (the convention above, on an image of ``shape``) inside
+    ``window`` = (row0, col0, rows, cols), which may reach past the image (outside stays empty).
+    Memory is the window's, never the image's: a whole-slide level is tiled window by window. A
+    polygon of fewer than 3 distinct points draws nothing here (callers check is_region first)."""
+    xs, ys = check_points(xs, ys, shape)
+    r0, c0, h, w = window
+    mask = np.zeros((h, w), bool)
+    if is_region(xs, ys):
+        _fill(mask, ys - EDGE - r0, xs - EDGE - c0)
+        # pixels past the image's own edges are not part of it
+        mask[max(0, shape[0] - r0):, :] = False
+        mask[:, max(0, shape[1] - c0):] = False
+        mask[:max(0, -r0), :] = False
+        mask[:, :max(0, -c0)] = False
+    return mask
+
+
 def _fill(mask: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> None:
     """Set the pixels whose centre is inside the polygon by the even-odd rule, with W. R. Franklin's
     crossing test (pnpoly: an edge counts for a centre when it spans the centre's row half-open,

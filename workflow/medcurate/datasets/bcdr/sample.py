@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ...formats import shapes
 from ...samples import mammogram, write_zip
 
 HEADER = ("patient_id,study_id,series,lesion_id,segmentation_id,image_view,image_filename,lw_x_points,lw_y_points,"
@@ -53,20 +54,30 @@ def bcdr(out: Path) -> list[Path]:
     written = []
     for subset, rows in ROWS.items():
         folder = f"BCDR-{subset.upper()}_dataset"
-        lines, images = [HEADER], {}
+        lines, names = [HEADER], []
         for p, s, series, lesion, seg, view, ellipse, flags, age, density, cls in rows:
-            name = f"patient_{p}/study_{s}/img_{p}_{s}_{series}_{view}.tif"
+            name = image_name(p, s, series, view)
             xs, ys = traced_outline(*ellipse)
             cells = [p, s, series, lesion, seg, VIEW_CODES[view], name, " ".join(map(str, xs)), " ".join(map(str, ys)),
                      1, *flags, age, density, cls]
             lines.append(", ".join(map(str, cells)))
-            images.setdefault(name, tif_bytes(f"bcdr/{name}"))
+            names += [name] if name not in names else []
+        images = {name: tif_bytes(f"bcdr/{name}", lesions(subset, name)) for name in names}
         members = {f"{folder}/bcdr_{subset}_outlines.csv": ("\n".join(lines) + "\n").encode()}
         members.update({f"{folder}/{name}": data for name, data in sorted(images.items())})
         dest = out / "bcdr" / "manual" / f"{folder}.zip"
         write_zip(dest, members)
         written.append(dest)
     return written
+
+
+def image_name(patient: int, study: int, series: int, view: str) -> str:
+    return f"patient_{patient}/study_{study}/img_{patient}_{study}_{series}_{view}.tif"
+
+
+def lesions(subset: str, name: str) -> list[tuple[list[int], list[int], str]]:
+    """The traced outlines (xs, ys, classification) of one image's rows."""
+    return [(*traced_outline(*row[6]), row[10]) for row in ROWS[subset] if image_name(*row[:3], row[5]) == name]
 
 
 def traced_outline(cx: int, cy: int, rx: int, ry: int) -> tuple[list[int], list[int]]:
@@ -81,9 +92,18 @@ def traced_outline(cx: int, cy: int, rx: int, ry: int) -> tuple[list[int], list[
     return xs[keep].tolist(), ys[keep].tolist()
 
 
-def tif_bytes(name: str) -> bytes:
-    """A 16-bit grey TIFF (uncompressed; Pillow writes no date or software tag, so it is deterministic)."""
-    im = Image.fromarray(mammogram(name, SIZE, bits=14))
+BRIGHTER = {"Benign": 1500, "Malignant": 2600}  # of 2**14 - 1: the malignant lesion, on top where both are
+
+
+def tif_bytes(name: str, lesions: list[tuple[list[int], list[int], str]]) -> bytes:
+    """A 16-bit grey TIFF (uncompressed; Pillow writes no date or software tag, so it is
+    deterministic) with each lesion drawn in, filled as the module fills its outline."""
+    base = mammogram(name, SIZE, bits=14).astype(np.int32)
+    px = base.copy()
+    for xs, ys, cls in sorted(lesions, key=lambda lesion: BRIGHTER[lesion[2]]):
+        region, _ = shapes.polygon(xs, ys, px.shape)
+        px[region] = base[region] + BRIGHTER[cls]
+    im = Image.fromarray(px.clip(0, (1 << 14) - 1).astype(np.uint16))
     buf = io.BytesIO()
     im.save(buf, format="TIFF", compression="raw")
     return buf.getvalue()

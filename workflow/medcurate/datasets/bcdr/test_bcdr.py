@@ -17,7 +17,7 @@ from medcurate import convert, curation, masks
 from medcurate.formats import shapes
 from medcurate.convert import convert_shard, enumerate_cases
 from medcurate.datasets import bcdr
-from medcurate.datasets.bcdr.sample import tif_bytes
+from medcurate.datasets.bcdr.sample import lesions, tif_bytes
 from medcurate.errors import CaseError, MedcurateError
 from medcurate.testing import sample_plan, with_exclusions
 
@@ -163,7 +163,9 @@ def test_sample_images_are_16bit_and_deterministic(mirror):
         data = zf.read("BCDR-D02_dataset/patient_6/study_9/img_6_9_1_RCC.tif")
     with Image.open(io.BytesIO(data)) as im:
         assert im.mode == "I;16" and im.size == (416, 510)
-    assert data == tif_bytes("bcdr/patient_6/study_9/img_6_9_1_RCC.tif")
+    name = "patient_6/study_9/img_6_9_1_RCC.tif"
+    assert data == tif_bytes(f"bcdr/{name}", lesions("d02", name))
+    assert len(lesions("d02", name)) == 2  # the lesion segmented twice, both drawn in
 
 
 # ------------------------------------------------------------------ conversion

@@ -136,9 +136,10 @@ def pixels(m: Mammogram) -> np.ndarray:
         region = lesion_region(m, lesion)
         if m.key.startswith("Mass"):
             px[region] = np.minimum(px[region] + 2048, (1 << 14) - 1)
-        else:
+        else:  # a cluster: specks on a faintly denser patch, so the outlined region shows as one
             rng = seeded(f"{m.key}/{lesion.id}/specks")
-            specks = region & (rng.random(region.shape) < 0.08)
+            specks = region & (rng.random(region.shape) < 0.2)
+            px[region] = np.minimum(px[region] + 2048, (1 << 14) - 1)
             px[specks] = (1 << 14) - 1
     return px
 

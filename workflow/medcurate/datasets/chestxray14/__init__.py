@@ -15,6 +15,9 @@
 - Official patient-wise split from train_val_list.txt (-> train; val is carved from it by patient
   hash) and test_list.txt. An image in both lists or in neither is quarantined; a patient in both
   is handled by the generic ``split_conflicts`` option.
+- Chest X-ray family (cxr.py): harmonised ``h_*`` columns from the findings (ChestX-ray14 cannot
+  provide the six CheXpert-only observations: blank), and ``view`` from View Position (PA/AP:
+  frontal).
 - Some PNGs are reportedly RGBA (UNCONFIRMED): images are read in mode L.
 - The CSV and list files have no published direct link (only the Box folder page), so they are
   placed by hand beside the twelve downloaded archives.
@@ -26,6 +29,7 @@ import re
 from pathlib import Path
 
 from ...errors import CaseError, MedcurateError
+from ...families import cxr
 from .. import Case, find_one, index_files, read_table, read_text, slug
 
 CSV = "Data_Entry_2017_v2020.csv"
@@ -68,12 +72,14 @@ def cases(root: Path, plan: dict) -> list[Case]:
         case_id = slug(name.removesuffix(".png")) or f"line{line}"
         case = Case(case_id=case_id, patient_id=row["patient"], image=images.get(name, csv.parent / "images" / name),
                     split=listed if listed in ("train", "test") else None,
-                    meta={"finding_labels": row["finding_labels"], **{k: row[k] for k in META}})
+                    meta={"finding_labels": row["finding_labels"], **{k: row[k] for k in META},
+                          "view": cxr.view(row["view_position"])})
         try:
             if f"{case_id}.png" != name:  # the id names output files: never a path
                 raise CaseError(csv, f"line {line}: Image Index {name!r} is not a plain <name>.png file name")
             case.patient_id = patient(row["patient"], csv, line)
             case.labels = findings(row["finding_labels"], csv, line)
+            case.labels.update(cxr.from_terms("chestxray14", str(row["finding_labels"]).split("|")))
             if case.split is None:
                 raise CaseError(csv, f"line {line}: {name} is in {'both' if listed else 'neither'} of {TRAIN_VAL} and {TEST}")
         except CaseError as exc:

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageDraw
 
 from ...atomic import atomic_path
-from ...samples import csv_bytes, png_bytes, seeded, smooth, write_tar_gz
+from ...samples import csv_bytes, write_tar_gz, xray
 
 CXR_HEADER = ["Image Index", "Finding Labels", "Follow-up #", "Patient ID", "Patient Age", "Patient Gender",
               "View Position", "OriginalImage[Width", "Height]", "OriginalImagePixelSpacing[x", "y]", ""]
@@ -40,19 +38,6 @@ CXR_ROWS = {
 }
 CXR_TEST_PATIENTS = {"00000003", "00000005", "00000011"}
 CXR_RGBA = "00000007_000.png"  # saved RGBA (opaque), as some real PNGs reportedly are
-
-
-def xray(name: str, size: tuple[int, int] = (64, 64), rgba: bool = False) -> bytes:
-    """A chest-radiograph-like frame: bright body, two dark lung fields, banded so it stays small."""
-    w, h = size
-    rng = seeded(name)
-    px = (smooth(name, size, 150, 220) // 16) * 16
-    im = Image.fromarray(px.astype(np.uint8))
-    draw = ImageDraw.Draw(im)
-    for side in (0.27, 0.73):
-        cx = w * (side + 0.04 * (rng.random() - 0.5))
-        draw.ellipse([cx - w * 0.17, h * 0.18, cx + w * 0.17, h * 0.82], fill=int(rng.integers(40, 80)))
-    return png_bytes(im.convert("RGBA") if rgba else im)
 
 
 def chestxray14(out: Path) -> list[Path]:

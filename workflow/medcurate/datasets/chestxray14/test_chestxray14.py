@@ -81,13 +81,19 @@ def test_chestxray14_cases_multilabel_patients_and_splits(roots):
     cases = by_id(cxr.cases(roots["chestxray14"], sample_plan("chestxray14")))
     assert len(cases) == 14 and all(c.problem is None for c in cases.values())
     c = cases["00000001_002"]
-    assert {k for k, v in c.labels.items() if v == "1"} == {"cardiomegaly", "effusion", "pleural_thickening"}
-    assert set(c.labels) == {"no_finding", *(f.lower() for f in cxr.FINDINGS)} and len(c.labels) == 15
-    assert {k for k, v in cases["00000002_000"].labels.items() if v == "1"} == {"no_finding"}
+    own = {k: v for k, v in c.labels.items() if not k.startswith("h_")}
+    assert set(own) == {"no_finding", *(f.lower() for f in cxr.FINDINGS)} and len(own) == 15
+    assert {k for k, v in own.items() if v == "1"} == {"cardiomegaly", "effusion", "pleural_thickening"}
+    # the chest X-ray family's harmonised columns: the same findings, the six it lacks blank
+    assert {k for k, v in c.labels.items() if v == "1" and k.startswith("h_")} == {"h_cardiomegaly", "h_effusion", "h_pleural_thickening"}
+    assert [k for k, v in c.labels.items() if v == ""] == ["h_enlarged_cardiomediastinum", "h_lung_opacity", "h_lung_lesion",
+                                                          "h_pleural_other", "h_fracture", "h_support_devices"]
+    assert cases["00000002_000"].labels["h_no_finding"] == "1" and c.labels["h_no_finding"] == "0"
+    assert {k for k, v in cases["00000002_000"].labels.items() if v == "1"} == {"no_finding", "h_no_finding"}
     assert {cases[f"00000001_00{i}"].patient_id for i in range(3)} == {"00000001"}
     assert c.meta == {"finding_labels": "Cardiomegaly|Effusion|Pleural_Thickening", "follow_up": "2", "age": "64",
                       "gender": "M", "view_position": "AP", "original_width": "2500", "original_height": "2048",
-                      "pixel_spacing_x": "0.168", "pixel_spacing_y": "0.168"}
+                      "pixel_spacing_x": "0.168", "pixel_spacing_y": "0.168", "view": "frontal"}
     assert cases["00000001_000"].meta["original_width"] == "2750" and cases["00000001_000"].meta["original_height"] == "2687"
     assert {k for k, c in cases.items() if c.split == "test"} == {"00000003_000", "00000005_000", "00000005_001", "00000011_000"}
     assert c.image.as_posix().endswith("images_002/images/00000001_002.png")

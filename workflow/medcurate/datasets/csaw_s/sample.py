@@ -41,13 +41,15 @@ def csaw_s(out: Path) -> list[Path]:
         for k, rgb, cancer in screenings:
             stem, size = f"{patient}_{k}", SIZES[n % 2]
             folder = f"CsawS/anonymized_dataset/{patient}"
-            members.update(_screening(folder, stem, size, rgb))
+            members.update(_screening(folder, stem, size, rgb, cancer))
             members.update(_maps(folder, stem, size, cancer))
             n += 1
     for patient, screenings in TEST.items():
         for k, _, _ in screenings:
             stem, size = f"{patient}_{k}", SIZES[n % 2]
-            members.update(_screening(f"CsawS/test_data/anonymized_dataset/{patient}", stem, size, False))
+            # the image shows the first expert's cancer (the converter's default annotator)
+            members.update(_screening(f"CsawS/test_data/anonymized_dataset/{patient}", stem, size, False,
+                                      EXPERT_CANCER["annotator_1"]))
             for expert, cancer in EXPERT_CANCER.items():
                 members.update(_maps(f"CsawS/test_data/{expert}/{patient}", stem, size, cancer))
             n += 1
@@ -58,8 +60,19 @@ def csaw_s(out: Path) -> list[Path]:
     return [archive, split]
 
 
-def _screening(folder: str, stem: str, size: tuple[int, int], rgb: bool) -> dict[str, bytes]:
+# Grey levels of the classes drawn into the screening, so each map lies on what the image shows
+# (drawn in the reverse of the authors' overlap order: the class that wins an overlap is on top).
+TONES = {"mammary_gland": 200, "pectoral_muscle": 240, "non-mammary_tissue": 55, "text": 255, "nipple": 250,
+         "thick_vessels": 30, "axillary_lymph_nodes": 120, "calcifications": 255, "cancer": 250}
+
+
+def _screening(folder: str, stem: str, size: tuple[int, int], rgb: bool, cancer: str | None) -> dict[str, bytes]:
     grey = Image.fromarray((mammogram(f"csaw_s/{stem}", size) >> 6).astype(np.uint8))
+    draw = ImageDraw.Draw(grey)
+    drawn = shapes(size, cancer)
+    for name in reversed(CLASSES):
+        for kind, geometry in drawn.get(name, []):
+            _draw(draw, kind, geometry, TONES[name])
     if not rgb:
         return {f"{folder}/{stem}.png": png_bytes(grey)}
     # A 3-channel screening whose channels differ slightly, with the grey copy beside it.
@@ -97,9 +110,13 @@ def _maps(folder: str, stem: str, size: tuple[int, int], cancer: str | None) -> 
         im = Image.new("L", size, 0)
         draw = ImageDraw.Draw(im)
         for kind, geometry in drawn.get(name, []):
-            if kind == "line":
-                draw.line(geometry, fill=255, width=3)
-            else:
-                getattr(draw, kind)(geometry, fill=255)
+            _draw(draw, kind, geometry, 255)
         out[f"{folder}/{stem}_{name}.png"] = png_bytes(im)
     return out
+
+
+def _draw(draw: ImageDraw.ImageDraw, kind: str, geometry: list, fill: int) -> None:
+    if kind == "line":
+        draw.line(geometry, fill=fill, width=3)
+    else:
+        getattr(draw, kind)(geometry, fill=fill)

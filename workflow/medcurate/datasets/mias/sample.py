@@ -76,7 +76,7 @@ def mias_pgm(ref: str) -> bytes:
         if len(row) == 5:
             _, _, x, y, r = row
             cy = MIAS_SIZE - y
-            draw.ellipse([x - r * 0.6, cy - r * 0.6, x + r * 0.6, cy + r * 0.6], fill=250)
+            draw.ellipse([x - r * 0.8, cy - r * 0.8, x + r * 0.8, cy + r * 0.8], fill=250)
     buf = io.BytesIO()
     im.save(buf, format="PPM")  # mode L -> binary P5 PGM
     return buf.getvalue()

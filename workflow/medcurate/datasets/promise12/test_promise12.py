@@ -172,7 +172,8 @@ def test_converted_nnunet_folder(converted):
     assert info["channel_names"] == {"0": "T2"} and info["labels"] == {"background": 0, "prostate": 1}
     assert info["numTraining"] == len(list((out / "nnunet" / "imagesTr").glob("*_0000.nii.gz"))) == 3
     folds = json.loads((out / "nnunet" / "splits_final.json").read_text())
-    assert folds == [{"train": ["Case00", "Case03"], "val": ["Case01"]}]
+    assert folds[0] == {"train": ["Case00", "Case03"], "val": ["Case01"]} and len(folds) == 5
+    assert all(sorted(f["train"] + f["val"]) == ["Case00", "Case01", "Case03"] for f in folds)
     assert sorted(p.name for p in (out / "nnunet" / "imagesTs").iterdir()) == ["Case02_0000.nii.gz"]
     assert not (out / "volumes").exists()
     sums = dict(reversed(line.split("  ", 1)) for line in (out / "SHA256SUMS").read_text().splitlines())
