@@ -51,7 +51,7 @@ def compose(df: pd.DataFrame, folder: Path, plan: dict, quarantined: int = 0, th
     """The sheet's header lines and its rows of (tile, caption lines)."""
     curated = df[df["curated"].astype(int) == 1].sort_values("case_id")
     n = plan["qc"]["qc_samples"]
-    columns = [c for c in plan["labels"].get("classes", {}) if not c.startswith(HARMONISED_PREFIX)]
+    columns = own_label_columns(plan)
     header = _caption(df, plan, quarantined)
     with ThreadPoolExecutor(max(1, threads)) as pool:
         if plan["task"] == "detection":
@@ -115,9 +115,16 @@ def _records(df: pd.DataFrame) -> list[SimpleNamespace]:
 # ---------------------------------------------------------------- labels in captions
 
 
+def own_label_columns(plan: dict) -> list[str]:
+    """The label columns the montage shows: the dataset's own, not the harmonised h_* ones, unless
+    a set is labelled only in the harmonised vocabulary (Open-i: its MeSH terms are not columns)."""
+    classes = list(plan["labels"].get("classes", {}))
+    return [c for c in classes if not c.startswith(HARMONISED_PREFIX)] or classes
+
+
 def multi_label(plan: dict) -> bool:
     """Several 0/1 columns (one per finding, e.g. ChestX-ray14): a case shows its positive ones."""
-    classes = {k: v for k, v in plan["labels"].get("classes", {}).items() if not k.startswith(HARMONISED_PREFIX)}
+    classes = {k: plan["labels"]["classes"][k] for k in own_label_columns(plan)}
     return len(classes) > 1 and all(list(v) == ["0", "1"] for v in classes.values())
 
 
