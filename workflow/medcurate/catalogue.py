@@ -214,7 +214,7 @@ def _resolve_sources(entry: dict, config: dict, subset: int | None = None) -> li
         # approx_size is the plan's (medcurate/plan.py), not a download's: kept out of every slice
         src = {k: v for k, v in src.items() if v is not None and k != "approx_size"}
         if "url" not in src:  # a service source: fetched by its type, never from the sample mirror
-            if subset is not None and src in folders:
+            if subset is not None and src["name"] in {f["name"] for f in folders}:  # src lost approx_size
                 src["subset"] = subset
             sources.append(src)
             continue
