@@ -4,6 +4,7 @@ sample files, the catalogue and schemas load from package data (importlib.resour
 fetch, unpack and convert steps run one dataset through the installed entry point."""
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -48,8 +49,14 @@ DRIVER = textwrap.dedent('''
 
 
 def test_wheel_installed_outside_the_checkout_runs_a_dataset(tmp_path):
+    # built from a copy of what the wheel is made of, so the build leaves nothing in the checkout
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "workflow" / "medcurate", src / "workflow" / "medcurate",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(src)],
                    check=True, capture_output=True, timeout=600)
     (wheel,) = wheels.glob("medcurate-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
