@@ -35,6 +35,12 @@ def test_folder_has_every_piece(ds):
     quirks = ast.parse((folder / "__init__.py").read_text())
     assert "cases" in {n.name for n in quirks.body if isinstance(n, ast.FunctionDef)}, "the quirks module defines cases()"
     builder = ast.parse((folder / "sample.py").read_text())
+    for tree in (quirks, builder):  # shared code lives in formats/, families/, samples.py: never in another folder
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                target = ("." * node.level + (node.module or "")).removeprefix("medcurate.datasets.").lstrip(".")
+                other = target.split(".")[0]
+                assert other == ds or other not in IDS, f"{ds} imports another dataset's folder ({other})"
     assert ds in {n.name for n in builder.body if isinstance(n, ast.FunctionDef)}, f"sample.py defines {ds}(out)"
     facts = (folder / "README.md").read_text()
     assert facts.startswith("# ") and re.search(r"https?://", facts), "README.md: the facts and their public sources"
