@@ -249,3 +249,14 @@ def test_harmonised_columns_are_typed_and_kept_out_of_the_target(demo, exported)
     with tarfile.open(shard) as tar:
         vector = json.loads(next(tar.extractfile(m) for m in tar.getmembers() if m.name.endswith(".labels.json")).read())
     assert len(vector) == len(target)
+
+
+def test_a_set_labelled_only_by_harmonised_terms_trains_on_those_it_provides(demo):
+    from medcurate import outputs
+
+    meta = medcurate.load(demo("openi")).attrs["dataset"]
+    target = outputs.label_columns(meta)
+    classes = meta["labels"]["classes"]
+    assert target and all(c.startswith("h_") and outputs.binary(classes[c]) for c in target)
+    assert "h_lung_lesion" not in target  # Open-i cannot provide it: blank only
+    assert outputs.is_multilabel(meta)

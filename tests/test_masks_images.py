@@ -389,11 +389,14 @@ def test_montage_stretches_16_bit_images_instead_of_clipping(tmp_path):
 
     px = np.linspace(1000, 3000, 64 * 48).reshape(48, 64).astype(np.uint16)
     write_png(px, tmp_path / "m.png", 1)
-    rgb = qc._rgb(qc._pixels(tmp_path / "m.png"))
+    rgb = qc._rgb(np.asarray(Image.open(tmp_path / "m.png")))
     assert rgb.shape == (48, 64, 3) and rgb.min() == 0 and rgb.max() == 255 and len(np.unique(rgb)) > 200
+    tile = np.asarray(qc._image_tile(tmp_path / "m.png", qc.THUMB))
+    assert tile.min() < 20 and tile.max() > 235  # stretched in the tile too, not white
     big = np.zeros((3000, 2000), np.uint16)
-    write_png(big, tmp_path / "big.png", 1)
-    assert qc._pixels(tmp_path / "big.png").shape == (500, 334)  # every 6th pixel: both sides >= 2x the tile
+    size = qc.fit((2000, 3000), qc.THUMB)
+    small = qc._subsample(big, size)
+    assert small.shape[0] >= 2 * size[1] and small.shape[1] >= 2 * size[0] and small.size < big.size / 100
 
 
 def test_cleaning_on_the_foreground_box_equals_whole_image_cleaning():

@@ -19,6 +19,14 @@ from __future__ import annotations
 import pandas as pd
 
 HARMONISED_PREFIX = "h_"
+
+
+def target_columns(classes: dict) -> list[str]:
+    """The label columns a model trains on: the dataset's own, with the harmonised h_* columns
+    beside them; a set whose only labels are harmonised (PadChest's and Open-i's free-text terms)
+    trains on those it can provide (an h_* column it cannot provide has no class but blank)."""
+    own = [c for c in classes if not c.startswith(HARMONISED_PREFIX)]
+    return own or [c for c, values in classes.items() if [str(v) for v in values] != [""]]
 UNCERTAIN = {"ignore": None, "zeros": "0", "ones": "1"}
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from . import columns
 from .errors import MedcurateError
-from .label_policy import HARMONISED_PREFIX
+from .label_policy import target_columns
 
 SPLITS = ("train", "val", "test")
 
@@ -58,14 +58,20 @@ def label_columns(meta: dict, columns=None) -> list[str]:
     keys are sorted)."""
     # the chest X-ray family's harmonised h_* columns repeat the own labels in a shared vocabulary:
     # beside the target, not part of it
-    classes = [c for c in meta["labels"].get("classes", {}) if not c.startswith(HARMONISED_PREFIX)]
+    classes = target_columns(meta["labels"].get("classes", {}))
     return [c for c in columns if c in classes] if columns is not None else classes
 
 
 def is_multilabel(meta: dict) -> bool:
     """Several 0/1 label columns (ChestX-ray14): one float vector per case."""
     cols = label_columns(meta)
-    return len(cols) > 1 and all([str(c) for c in meta["labels"]["classes"][k]] == ["0", "1"] for k in cols)
+    return len(cols) > 1 and all(binary(meta["labels"]["classes"][k]) for k in cols)
+
+
+def binary(values) -> bool:
+    """0/1, with blank allowed (a chest X-ray report without findings indexed: such cases leave
+    the curated subset as 'unlabelled', so the vector's 0 for blank never reaches training)."""
+    return {"0", "1"} <= {str(v) for v in values} <= {"0", "1", ""}
 
 
 def mask_labels(meta: dict) -> dict[str, int]:

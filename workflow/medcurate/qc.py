@@ -22,7 +22,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .atomic import atomic_path
 from .curation import exclusion_counts
-from .label_policy import HARMONISED_PREFIX
+from .label_policy import target_columns
+from .outputs import binary
 
 THUMB = (160, 120)
 PAD = 3
@@ -51,7 +52,7 @@ def compose(df: pd.DataFrame, folder: Path, plan: dict, quarantined: int = 0, th
     """The sheet's header lines and its rows of (tile, caption lines)."""
     curated = df[df["curated"].astype(int) == 1].sort_values("case_id")
     n = plan["qc"]["qc_samples"]
-    columns = own_label_columns(plan)
+    columns = target_columns(plan["labels"].get("classes", {}))
     header = _caption(df, plan, quarantined)
     with ThreadPoolExecutor(max(1, threads)) as pool:
         if plan["task"] == "detection":
@@ -115,17 +116,11 @@ def _records(df: pd.DataFrame) -> list[SimpleNamespace]:
 # ---------------------------------------------------------------- labels in captions
 
 
-def own_label_columns(plan: dict) -> list[str]:
-    """The label columns the montage shows: the dataset's own, not the harmonised h_* ones, unless
-    a set is labelled only in the harmonised vocabulary (Open-i: its MeSH terms are not columns)."""
-    classes = list(plan["labels"].get("classes", {}))
-    return [c for c in classes if not c.startswith(HARMONISED_PREFIX)] or classes
-
-
 def multi_label(plan: dict) -> bool:
     """Several 0/1 columns (one per finding, e.g. ChestX-ray14): a case shows its positive ones."""
-    classes = {k: plan["labels"]["classes"][k] for k in own_label_columns(plan)}
-    return len(classes) > 1 and all(list(v) == ["0", "1"] for v in classes.values())
+    everything = plan["labels"].get("classes", {})
+    classes = {k: everything[k] for k in target_columns(everything)}
+    return len(classes) > 1 and all(binary(v) for v in classes.values())
 
 
 def _class_labels(row, plan: dict, columns: list[str]) -> list[str]:
