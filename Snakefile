@@ -26,7 +26,7 @@ include: "workflow/rules/export.smk"
 
 
 rule all:
+    default_target: True
     input:
         expand(f"{OUT}/{{dataset}}/SHA256SUMS", dataset=DATASETS),
         expand(f"{OUT}/{{dataset}}/qc/montage.png", dataset=DATASETS),
-    default_target: True

@@ -195,7 +195,7 @@ def generate_fetal(out: Path, n_images: int, jobs: int) -> None:
     digest = _sha256(archive)
 
     # A catalogue holding only this entry, its source the archive (no Zenodo record: nothing online).
-    entry = yaml.safe_load((ROOT / "config" / "datasets" / "fetal_planes_db.yaml").read_text())
+    entry = yaml.safe_load((ROOT / "workflow" / "medcurate" / "datasets" / "fetal_planes_db" / "dataset.yaml").read_text())
     entry["sources"] = [{"name": archive.name, "url": archive.resolve().as_uri(), "sha256": digest}]
     (base / "catalogue").mkdir(exist_ok=True)
     (base / "catalogue" / "fetal_planes_db.yaml").write_text(yaml.safe_dump(entry, sort_keys=False))
@@ -237,7 +237,7 @@ def mammogram16(name: str, side: str) -> np.ndarray:
 
 
 def _inbreast_one(args) -> None:
-    from medcurate.samples import inbreast as sample
+    from medcurate.datasets.inbreast import sample
 
     sample.SPACING_MM = 0.07  # full-size pixels (the sample builder scales them by 8)
     im, dcm_path, xml_path = args
@@ -249,7 +249,7 @@ def _inbreast_one(args) -> None:
 
 def inbreast_images(n_images: int) -> list:
     """Four views per patient (L/R x CC/MLO); most have a mass and calcifications, some are normal."""
-    from medcurate.samples import inbreast as sample
+    from medcurate.datasets.inbreast import sample
 
     out = []
     for i in range(n_images):
@@ -271,7 +271,7 @@ def inbreast_images(n_images: int) -> list:
 
 
 def generate_inbreast(out: Path, n_images: int, jobs: int) -> None:
-    from medcurate.samples import inbreast as sample
+    from medcurate.datasets.inbreast import sample
 
     base = out / "inbreast" / TOP
     (base / "AllDICOMs").mkdir(parents=True, exist_ok=True)

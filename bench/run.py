@@ -64,6 +64,18 @@ PY = sys.executable
 CODE = ROOT  # the code measured: main() points this at a snapshot of the checkout
 
 
+
+def entry_file(code: Path, ds: str) -> Path:
+    """A dataset's catalogue entry in a code snapshot: its folder (medcurate/datasets/<id>/) or,
+    in snapshots before issue 13, config/datasets/<id>.yaml."""
+    folder = code / "workflow" / "medcurate" / "datasets" / ds / "dataset.yaml"
+    return folder if folder.is_file() else code / "config" / "datasets" / f"{ds}.yaml"
+
+
+def catalogue_ids(code: Path) -> list[str]:
+    found = sorted(p.parent.name for p in (code / "workflow" / "medcurate" / "datasets").glob("*/dataset.yaml"))
+    return found or sorted(p.stem for p in (code / "config" / "datasets").glob("*.yaml"))
+
 def snakemake() -> list[str]:
     return [PY, "-m", "snakemake", "-s", str(CODE / "Snakefile")]
 JOB = re.compile(r"-m medcurate (\S+)|naive_one\.py|-m zipfile")
@@ -242,7 +254,7 @@ def config_for(base: Path, work: Path) -> Path:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         for generated in sorted(Path(config["catalogue"]).glob("*.yaml")):
-            entry = yaml.safe_load((CODE / "config" / "datasets" / generated.name).read_text())
+            entry = yaml.safe_load(entry_file(CODE, generated.stem).read_text())
             entry["sources"] = yaml.safe_load(generated.read_text())["sources"]
             (folder / generated.name).write_text(yaml.safe_dump(entry, sort_keys=False))
         config["catalogue"] = str(folder)
@@ -560,7 +572,7 @@ def run_demo(work: Path, cores: int) -> dict:
     dry.mkdir(parents=True)
     out["dry_config"] = measure([*snakemake(), "--directory", str(dry), "--cores", str(cores), "-n", "--quiet", "rules"],
                                 log=work / "dry-config.log")
-    every = sorted(p.stem for p in (CODE / "config" / "datasets").glob("*.yaml"))
+    every = catalogue_ids(CODE)
     out["dry_catalogue"] = measure([*snakemake(), "--directory", str(dry), "--cores", str(cores), "-n", "--quiet", "rules",
                                     "--config", f"datasets=[{','.join(every)}]"], log=work / "dry-catalogue.log")
     out["catalogue"] = every

@@ -1,44 +1,21 @@
-import contextlib
-import os
-import shutil
-import signal
-import sys
-from pathlib import Path
+"""Fixtures of the tests in tests/ that the dataset folders' tests do not need; the shared ones
+(realdata, mirror, plans, sample_root) and helpers are in medcurate/testing.py, loaded as a plugin."""
 
 import pytest
-from hypothesis import settings
-
-# Fuzz tests draw the same examples on every run, so CI is reproducible; set MEDCURATE_FUZZ=explore
-# to draw new ones (and keep any failure found as a regular test).
-settings.register_profile("ci", derandomize=True, deadline=None)
-settings.register_profile("explore", deadline=None)
-settings.load_profile("explore" if os.environ.get("MEDCURATE_FUZZ") == "explore" else "ci")
+from medcurate.testing import (  # noqa: F401 -- re-exported for `from conftest import ...`
+    REALDATA,
+    ROOT,
+    build,
+    prepared,
+    sample_plan,
+    snakemake_exe,
+    unpacked,
+    with_exclusions,
+    within,
+)
 
 # demo(id) / exported(id, kind): demo datasets and their exports, built once per session
 pytest_plugins = ["exported"]
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow"))
-
-REALDATA = ROOT.parent / "shared" / "realdata"
-
-
-@pytest.fixture
-def realdata() -> Path:
-    """Publisher files beside the project (../shared/realdata); tests skip where it is absent."""
-    if not REALDATA.is_dir():
-        pytest.skip("../shared/realdata is not present")
-    return REALDATA
-
-
-@pytest.fixture(scope="session")
-def mirror(tmp_path_factory) -> Path:
-    """A freshly generated sample mirror (the same bytes as workflow/sample-mirror)."""
-    from medcurate import samples
-
-    out = tmp_path_factory.mktemp("mirror")
-    samples.build(out)
-    return out
 
 
 @pytest.fixture
@@ -54,114 +31,5 @@ def server():
 
 
 @pytest.fixture
-def plans():
-    """Plans of the catalogue's entries, resolved against the default config."""
-    from medcurate import catalogue
-
-    config = catalogue.load_config({"datasets": ["fetal_planes_db"]}, ROOT)
-    entries = catalogue.load_catalogue(config)
-    return {ds: catalogue.plan(entry, config) for ds, entry in entries.items()}
-
-
-def unpacked(mirror: Path, dataset: str, dest: Path) -> Path:
-    """Unpack a dataset's sample archives the way the workflow does."""
-    from medcurate.unpack import unpack
-
-    unpack(sorted((mirror / dataset).iterdir()), dest)
-    return dest
-
-
-def snakemake_exe() -> str:
-    """The snakemake beside this interpreter (works without an activated venv)."""
-    exe = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or shutil.which("snakemake")
-    if exe is None:
-        pytest.fail("snakemake is not installed (pip install -e .[test])")
-    return exe
-
-
-@pytest.fixture
 def snakemake_bin() -> str:
     return snakemake_exe()
-
-
-def sample_plan(dataset: str) -> dict:
-    """A dataset's plan as the offline demo (config/sample.yaml) resolves it."""
-    import yaml
-    from medcurate import catalogue
-
-    raw = yaml.safe_load((ROOT / "config" / "sample.yaml").read_text())
-    config = catalogue.load_config({**raw, "datasets": [dataset]}, ROOT)
-    return catalogue.plan(catalogue.load_catalogue(config)[dataset], config)
-
-
-def prepared(mirror: Path, plan: dict, dest: Path) -> Path:
-    """Assemble a gated dataset's root from a sample mirror the way the check_manual job does:
-    the mirror's <id>/manual/ folder stands in for the user's folder, its other files for downloads."""
-    from medcurate.atomic import file_digest
-    from medcurate.manual import prepare
-    from medcurate.unpack import Limits
-
-    folder = mirror / plan["id"]
-    downloads = [{"name": s["name"], "path": str(folder / s["name"]), "sha256": file_digest(folder / s["name"])}
-                 for s in plan["sources"]]
-    prepare({**plan, "manual_dir": str(folder / "manual")}, downloads, dest, Limits())
-    return dest
-
-
-@pytest.fixture(scope="session")
-def sample_root(mirror, tmp_path_factory):
-    """sample_root(id): the dataset's sample release assembled like the workflow does, once per
-    session (tests that modify it copy it first)."""
-    roots: dict[str, Path] = {}
-
-    def root(dataset: str) -> Path:
-        if dataset not in roots:
-            roots[dataset] = prepared(mirror, sample_plan(dataset), tmp_path_factory.mktemp(dataset) / "root")
-        return roots[dataset]
-
-    return root
-
-
-def build(root: Path, plan: dict, work: Path, out: Path, records: list[dict] | None = None, shards: int = 1) -> dict:
-    """Every step after unpacking, in-process, as the workflow's rules chain them: convert (in
-    ``shards``), clean (2-D segmentation), select, split, publish. Returns publish's counts."""
-    from medcurate import catalogue, clean, convert, curation, publish, splits
-
-    def step(name):
-        return catalogue.step_slice(plan, name)
-
-    converted = [work / "converted" / f"shard-{i}" for i in range(shards)]
-    for i, folder in enumerate(converted):
-        convert.convert_shard(root, step("convert"), i, shards, folder)
-    cleaned = []
-    if plan["task"] in catalogue.MASK_TASKS:
-        cleaned = [work / "cleaned" / folder.name for folder in converted]
-        for src, dest in zip(converted, cleaned):
-            clean.clean_shard(src, step("clean"), dest)
-    curation.select_step(cleaned or converted, step("select"), work / "selected.csv")
-    splits.split_step(work / "selected.csv", step("split"), converted + cleaned, work / "split")
-    return publish.publish(step("publish"), converted + cleaned, work / "split", out, records or [])
-
-
-def with_exclusions(out: Path, plan: dict) -> dict[str, dict]:
-    """{case_id: row} of one converted shard's table (folder ``out``), each with the exclusion the
-    select step gives it (cleaning off, so the raw masks are the cleaned ones)."""
-    from medcurate import catalogue, curation, tiers
-
-    table = tiers.read_table(out / tiers.PART)
-    selected = curation.select(table, catalogue.step_slice(plan, "select"), lambda rel: out / rel)
-    return {r["case_id"]: r for r in selected.to_dict("records")}
-
-
-@contextlib.contextmanager
-def within(seconds: float = 10):
-    """A regression that loops fails here, by SIGALRM, instead of hanging the run."""
-    def stop(*_):
-        raise TimeoutError(f"still running after {seconds} s: a link loop or an endless walk")
-    old = signal.signal(signal.SIGALRM, stop)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)

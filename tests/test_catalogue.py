@@ -14,8 +14,8 @@ from medcurate import catalogue
 from medcurate.errors import CatalogueError
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASETS = ROOT / "config" / "datasets"
-ENTRY_FILES = sorted(DATASETS.glob("*.yaml"))
+DATASETS = ROOT / "workflow" / "medcurate" / "datasets"
+ENTRY_FILES = sorted(DATASETS.glob("*/dataset.yaml"))
 OPEN_IDS = ["acdc", "african_fetal_planes", "chase_db1", "fetal_head_biometry", "fetal_planes_db", "isic2019",
             "kermany_oct", "mias", "promise12", "stare"]
 GATED_IDS = ["bcdr", "cbis_ddsm", "cdd_cesm", "chestxray14", "csaw_s", "drive", "inbreast", "kits19", "mura",
@@ -28,7 +28,7 @@ ALL_IDS = sorted(OPEN_IDS + GATED_IDS)
 
 
 def raw_entry(ds: str = "fetal_planes_db") -> dict:
-    return yaml.safe_load((DATASETS / f"{ds}.yaml").read_text(encoding="utf-8"))
+    return yaml.safe_load((DATASETS / ds / "dataset.yaml").read_text(encoding="utf-8"))
 
 
 def config_file(name: str) -> dict:
@@ -53,13 +53,13 @@ def load_from(folder: Path, datasets=("fetal_planes_db",), **extra) -> dict[str,
 
 
 def test_the_catalogue_has_entries():
-    assert [p.stem for p in ENTRY_FILES] == ALL_IDS
+    assert [p.parent.name for p in ENTRY_FILES] == ALL_IDS == list(catalogue.ids())
 
 
-@pytest.mark.parametrize("path", ENTRY_FILES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", ENTRY_FILES, ids=lambda p: p.parent.name)
 def test_every_catalogue_entry_validates(path):
-    entry = catalogue.load_entry(path)
-    assert entry["id"] == path.stem
+    entry = catalogue.load_entry(path, path.parent.name)
+    assert entry["id"] == path.parent.name
     # defaults are filled in where the entry leaves them out
     assert set(entry["convert"]) >= {"shards", "image_mode", "unknown_colour", "point_radius", "mask_size_mismatch", "slices"}
     assert set(entry["clean"]) == {"min_component_area", "fill_holes"}
@@ -70,7 +70,7 @@ def test_every_catalogue_entry_validates(path):
 
 
 def test_entry_defaults_fill_only_what_is_missing():
-    entry = catalogue.load_entry(DATASETS / "african_fetal_planes.yaml")
+    entry = catalogue.load_entry(DATASETS / "african_fetal_planes" / "dataset.yaml", "african_fetal_planes")
     assert entry["convert"]["shards"] == 2        # from the file
     assert entry["split"]["test_fraction"] == 0.2  # schema default
     assert entry["convert"]["image_mode"] == "keep"
@@ -83,8 +83,8 @@ def test_shipped_configs_validate_and_load_the_catalogue(name, ids):
     """The demo builds the whole catalogue; the real-data default only what needs no agreement."""
     config = catalogue.load_config(config_file(name), ROOT)
     assert config["_basedir"] == str(ROOT)
+    entries = catalogue.load_catalogue(config)  # expands 'datasets: all'
     assert sorted(config["datasets"]) == ids
-    entries = catalogue.load_catalogue(config)
     assert sorted(entries) == ALL_IDS
     for ds in config["datasets"]:
         p = catalogue.plan(entries[ds], config)
@@ -95,7 +95,7 @@ def test_shipped_configs_validate_and_load_the_catalogue(name, ids):
 
 def test_config_defaults_are_filled():
     config = catalogue.load_config({"datasets": ["fetal_planes_db"]}, ROOT)
-    assert config["catalogue"] == "config/datasets"
+    assert config["catalogue"] is None  # the package's dataset folders only
     assert config["output_dir"] == "results"
     assert config["resources_dir"] == "resources"
     assert config["png_compress_level"] == 1
@@ -252,7 +252,7 @@ def test_unknown_dataset_lists_known_ids():
     msg = str(info.value)
     assert "no_such_set" in msg
     assert "known: " + ", ".join(ALL_IDS) in msg
-    assert str(ROOT / "config" / "datasets") in msg
+    assert "medcurate/datasets" in msg
 
 
 @pytest.mark.parametrize("key, value", [("options", {"nope": {"convert": {"shards": 2}}}), ("manual_dirs", {"nope": "/data"})])
@@ -269,7 +269,7 @@ def test_old_curation_key_says_where_each_option_went(tmp_path):
     msg = str(info.value)
     assert "'curation.fetal_planes_db.val_fraction' is now 'options.fetal_planes_db.split.val_fraction'" in msg
     assert "'curation.fetal_planes_db.min_component_area' is now 'options.fetal_planes_db.clean.min_component_area'" in msg
-    entry = yaml.safe_load((DATASETS / "fetal_planes_db.yaml").read_text())
+    entry = raw_entry("fetal_planes_db")
     entry["curation"] = {"dedupe": True, "qc_samples": 4}
     (tmp_path / "fetal_planes_db.yaml").write_text(yaml.safe_dump(entry))
     with pytest.raises(CatalogueError, match=r"'curation.dedupe' is now 'split.dedupe'\n  'curation.qc_samples' is now 'qc.qc_samples'"):
@@ -328,6 +328,7 @@ def test_sample_mirror_sources_point_at_pinned_files():
     raw = config_file("sample.yaml")
     config = catalogue.load_config(raw, ROOT)
     entries = catalogue.load_catalogue(config)
+    pins = catalogue.mirror_pins(config)
     mirror_root = (ROOT / "workflow" / "sample-mirror").resolve()
     seen = set()
     for ds in ALL_IDS:
@@ -345,7 +346,7 @@ def test_sample_mirror_sources_point_at_pinned_files():
             assert src["url"].startswith("file://")
             path = Path(unquote(urlparse(src["url"]).path))
             assert path == mirror_root / ds / src["name"]
-            assert src["sha256"] == raw["sample_mirror"]["sha256"][key]
+            assert src["sha256"] == pins[key]
             assert src["catalogue_url"] == real[src["name"]]
             assert src["catalogue_url"].startswith("https://") or ds in HTTP_ONLY
             assert src["served_from"] == "sample-mirror"
@@ -355,7 +356,7 @@ def test_sample_mirror_sources_point_at_pinned_files():
         manual = {f"{ds}/manual/{name}" for name in p["manual_pins"]}
         assert all((mirror_root / key).is_file() for key in manual)
         seen |= manual
-    assert seen == set(raw["sample_mirror"]["sha256"])
+    assert seen == set(pins)
 
 
 def test_without_mirror_sources_keep_the_catalogue_url(plans):
@@ -367,6 +368,7 @@ def test_without_mirror_sources_keep_the_catalogue_url(plans):
 
 def test_sample_mirror_missing_pin():
     raw = config_file("sample.yaml")
+    raw["sample_mirror"]["sha256"] = catalogue.mirror_pins(catalogue.load_config(raw, ROOT))  # another mirror's pins
     del raw["sample_mirror"]["sha256"]["fetal_head_biometry/Trans-cerebellum.zip"]
     config = catalogue.load_config(raw, ROOT)
     entries = catalogue.load_catalogue(config)
@@ -380,7 +382,7 @@ def test_sample_mirror_missing_pin():
 
 def test_sample_mirror_pin_must_be_a_sha256():
     raw = config_file("sample.yaml")
-    raw["sample_mirror"]["sha256"]["fetal_planes_db/FETAL_PLANES_ZENODO.zip"] = "abc"
+    raw["sample_mirror"]["sha256"] = {"fetal_planes_db/FETAL_PLANES_ZENODO.zip": "abc"}
     with pytest.raises(CatalogueError, match=r"field 'sample_mirror\.sha256\.fetal_planes_db/FETAL_PLANES_ZENODO\.zip'"):
         catalogue.load_config(raw, ROOT)
 
@@ -390,7 +392,6 @@ def test_sample_mirror_pin_must_be_a_sha256():
 
 def _plan(raw: dict, basedir: Path = ROOT, ds: str = "fetal_planes_db") -> dict:
     config = catalogue.load_config(raw, basedir)
-    config["catalogue"] = str(DATASETS)  # absolute, so any basedir finds the catalogue
     entries = catalogue.load_catalogue(config)
     return catalogue.plan(entries[ds], config)
 
@@ -448,3 +449,28 @@ def test_sample_config_uses_one_shard_for_every_dataset():
     config = catalogue.load_config(config_file("sample.yaml"), ROOT)
     entries = catalogue.load_catalogue(config)
     assert {ds: catalogue.shard_count(catalogue.plan(entries[ds], config)) for ds in ALL_IDS} == dict.fromkeys(ALL_IDS, 1)
+
+
+# --- the package's dataset folders and a config's own entries ------------------------------------
+
+
+def test_datasets_all_is_every_folder():
+    config = catalogue.load_config({"datasets": "all"}, ROOT)
+    catalogue.load_catalogue(config)
+    assert config["datasets"] == ALL_IDS
+
+
+def test_a_catalogue_folder_adds_and_overrides_entries(tmp_path):
+    mine = raw_entry("african_fetal_planes")
+    mine["name"] = "My copy"
+    other = {**raw_entry("stare"), "id": "my_stare"}
+    write_catalogue(tmp_path, {"african_fetal_planes": mine, "my_stare": other})
+    entries = load_from(tmp_path, ["african_fetal_planes", "my_stare"])
+    assert entries["african_fetal_planes"]["name"] == "My copy"
+    assert entries["my_stare"]["module"] == "stare" and set(ALL_IDS) < set(entries)
+
+
+def test_schemas_are_package_data():
+    """Read through importlib.resources, so an installed wheel finds them (tests/test_wheel.py)."""
+    assert catalogue.SCHEMAS.joinpath("dataset.schema.yaml").is_file()
+    assert not (ROOT / "workflow" / "schemas").exists()

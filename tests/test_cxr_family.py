@@ -1,5 +1,5 @@
 """The chest X-ray family's shared pieces: the harmonised vocabulary and its mapping
-(datasets/cxr.py), the uncertain/blank label policy (label_policy.py) and view selection (select
+(families/cxr.py), the uncertain/blank label policy (label_policy.py) and view selection (select
 step), and the harmonised columns agreeing across the five datasets' sample builds."""
 
 import copy
@@ -9,9 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, build, prepared, sample_plan, unpacked
+from medcurate.testing import entry_path
+from conftest import build, prepared, sample_plan, unpacked
 from medcurate import catalogue, curation, label_policy, samples
-from medcurate.datasets import cxr
+from medcurate.families import cxr
 from medcurate.errors import MedcurateError
 
 FAMILY = ("chestxray14", "mimic_cxr_jpg", "chexpert", "padchest", "openi")
@@ -80,7 +81,7 @@ def test_entries_declare_the_vocabulary_as_the_mapping_says():
     """Every family entry has the 21 h_ columns in vocabulary order; a finding the dataset cannot
     provide has '' as its only value, the others can be 0 and 1."""
     for ds in FAMILY:
-        classes = yaml.safe_load((ROOT / "config" / "datasets" / f"{ds}.yaml").read_text())["labels"]["classes"]
+        classes = yaml.safe_load(entry_path(ds).read_text())["labels"]["classes"]
         h = {k: v for k, v in classes.items() if k.startswith("h_")}
         assert list(h) == cxr.columns(), ds
         for name in cxr.VOCABULARY:
@@ -122,7 +123,7 @@ def test_policy_is_a_select_option_only_select_and_later_rerun():
     assert catalogue.step_slice(base, "convert") == catalogue.step_slice(changed, "convert")
     assert catalogue.step_slice(base, "select") != catalogue.step_slice(changed, "select")
     with pytest.raises(MedcurateError, match=r"field 'select\.uncertain_labels'"):
-        catalogue.validate({**yaml.safe_load((ROOT / "config/datasets/chexpert.yaml").read_text()),
+        catalogue.validate({**yaml.safe_load(entry_path("chexpert").read_text()),
                             "select": {"uncertain_labels": "maybe"}}, "dataset", "x.yaml")
 
 

@@ -1,5 +1,6 @@
-"""docs/using-outputs.md's snippets, run as written (bash `medcurate export` lines, then each
-python block, in document order) from a folder laid out like the project after the demo."""
+"""docs/using-outputs.md's snippets and the README's "Using the outputs" section, run as written
+(bash `medcurate export` lines, then each python block, in document order) from a folder laid out
+like the project after the demo."""
 
 from __future__ import annotations
 
@@ -13,18 +14,22 @@ import pytest
 
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "using-outputs.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCK = re.compile(r"^```(python|bash)\n(.*?)^```", re.S | re.M)
 
 
+def readme_section() -> str:
+    return README.read_text(encoding="utf-8").split("## Using the outputs", 1)[1].split("\n## ", 1)[0]
+
+
 def blocks() -> list[tuple[str, str]]:
-    return BLOCK.findall(DOC.read_text(encoding="utf-8"))
+    return BLOCK.findall(DOC.read_text(encoding="utf-8")) + BLOCK.findall(readme_section())
 
 
 def test_the_doc_has_snippets_and_a_short_readme_section():
-    found = blocks()
-    assert sum(1 for lang, _ in found if lang == "python") >= 8
-    readme = DOC.read_text(encoding="utf-8").split("## For the README", 1)[1]
-    assert len(readme.strip().splitlines()) <= 40 and "### Using the outputs" in readme
+    assert sum(1 for lang, _ in BLOCK.findall(DOC.read_text(encoding="utf-8")) if lang == "python") >= 8
+    section = readme_section()
+    assert len(section.strip().splitlines()) <= 40 and "medcurate.load" in section and "medcurate export" in section
 
 
 def test_snippets_run_as_written(demo, tmp_path):

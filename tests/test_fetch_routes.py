@@ -4,13 +4,13 @@ and the whole workflow building CBIS-DDSM and KiTS19 from loopback services by `
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import zipfile
 from pathlib import Path
 
 import pytest
 import yaml
+from medcurate.testing import catalogue_copy
 from conftest import ROOT, snakemake_exe
 from loopback import Services
 from medcurate import catalogue
@@ -96,7 +96,7 @@ def services():
 
 def _catalogue(tmp_path: Path, services: Services) -> Path:
     cat = tmp_path / "catalogue"
-    shutil.copytree(ROOT / "config" / "datasets", cat)
+    catalogue_copy(cat, "cbis_ddsm", "kits19")
     cbis = yaml.safe_load((cat / "cbis_ddsm.yaml").read_text())
     for src in cbis["sources"]:
         if "tcia" in src:
@@ -115,7 +115,8 @@ def _catalogue(tmp_path: Path, services: Services) -> Path:
 @pytest.mark.e2e
 def test_workflow_builds_cbis_ddsm_and_kits19_from_the_services_alone(services, tmp_path, no_tokens):
     cat = _catalogue(tmp_path, services)
-    config = {"datasets": ["cbis_ddsm", "kits19"], "catalogue": str(cat), "shards": 1,
+    # space_check off: the plan sizes the real releases (~164 GB + ~30 GB), the loopback serves samples
+    config = {"datasets": ["cbis_ddsm", "kits19"], "catalogue": str(cat), "shards": 1, "space_check": False,
               "download": {"retries": 1, "backoff": 0}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     snakemake(tmp_path, "--cores", 2, "--configfile", tmp_path / "config.yaml")
@@ -171,7 +172,7 @@ def test_workflow_builds_ultrasound_nerve_through_the_kaggle_api_with_a_token(tm
         s.kaggle["ultrasound-nerve-segmentation"] = buf.getvalue()
         s.kaggle_user = ("alice", "kaggle-key-456")
         cat = tmp_path / "catalogue"
-        shutil.copytree(ROOT / "config" / "datasets", cat)
+        catalogue_copy(cat, "ultrasound_nerve")
         entry = yaml.safe_load((cat / "ultrasound_nerve.yaml").read_text())
         entry["sources"][0]["kaggle"]["api"] = s.url("/kaggle/api/v1")
         (cat / "ultrasound_nerve.yaml").write_text(yaml.safe_dump(entry, sort_keys=False))
@@ -222,7 +223,7 @@ def test_a_folder_source_is_linked_beside_a_placed_release(tmp_path):
 
 def test_physionet_entry_in_token_mode_is_fetched_only_with_credentials(no_tokens, monkeypatch, tmp_path):
     cat = tmp_path / "catalogue"
-    shutil.copytree(ROOT / "config" / "datasets", cat)
+    catalogue_copy(cat, "stare")
     entry = yaml.safe_load((cat / "stare.yaml").read_text())
     entry.update(id="physio", sources=[{"name": "mimic-cxr-jpg", "physionet": {"project": "mimic-cxr-jpg",
                                                                                "version": "2.1.0"}}],

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from medcurate.testing import entry_path
 from conftest import ROOT, snakemake_exe
 
 from medcurate import catalogue, plan
@@ -121,7 +122,7 @@ WITH_RATIOS = ("acdc", "african_fetal_planes", "bcdr", "cbis_ddsm", "cdd_cesm", 
 
 @pytest.mark.parametrize("dataset", WITH_RATIOS)
 def test_entries_record_disk_ratios(dataset):
-    entry = catalogue.load_entry(ROOT / "config" / "datasets" / f"{dataset}.yaml")
+    entry = catalogue.load_entry(entry_path(dataset), dataset)
     assert {"unpacked_ratio", "work_ratio"} <= set(entry.get("disk", {}))
 
 

@@ -1,4 +1,4 @@
-"""rle.py: the Kaggle run-length convention (1-indexed, column-major), canonical round trips and
+"""formats/rle.py: the Kaggle run-length convention (1-indexed, column-major), canonical round trips and
 errors that name the source and the reason."""
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from medcurate import rle
+from medcurate.formats import rle
 from medcurate.errors import CaseError, MedcurateError
 
 # 3 rows x 2 columns; pixel numbers run down the columns first:

@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from medcurate import curation, masks, shapes
+from medcurate import curation, masks
+from medcurate.formats import shapes
 from medcurate.errors import CaseError
 from skimage import draw
 

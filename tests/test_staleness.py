@@ -8,6 +8,7 @@ the incrementally updated results must equal a fresh build with every change app
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -49,7 +50,9 @@ class Repo:
         path.write_text(yaml.safe_dump(config or self.config))
         cmd = [self.exe, "-s", str(self.root / "Snakefile"), *args, "--directory", str(workdir or self.run),
                "--cores", "2", "--configfile", str(path)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+        # the copy's package, not the installed one, runs (in this process and in the jobs' `medcurate`)
+        env = {**os.environ, "PYTHONPATH": str(self.root / "workflow")}
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False, env=env)
         if proc.returncode:
             pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
         return proc.stdout + proc.stderr
@@ -108,9 +111,17 @@ def test_a_cleaning_option_reruns_from_clean_and_decodes_no_source_image(repo):
 
 
 def test_a_fix_in_a_dataset_module_reruns_that_dataset_from_convert(repo):
-    module = repo.root / "workflow" / "medcurate" / "datasets" / "african_fetal_planes.py"
+    module = repo.root / "workflow" / "medcurate" / "datasets" / "african_fetal_planes" / "__init__.py"
     module.write_text(module.read_text() + "\n# a fixed bug\n")
     repo.change({"convert_shard": 1, "select_curated": 1, "split_dataset": 1, "publish_dataset": 1})
+
+
+def test_a_dataset_folders_sample_builder_and_tests_rerun_nothing(repo):
+    """They sit beside the quirks module but are not imported by it: not in any step's code."""
+    folder = repo.root / "workflow" / "medcurate" / "datasets" / "african_fetal_planes"
+    for name in ("sample.py", "test_african_fetal_planes.py", "README.md"):
+        (folder / name).write_text((folder / name).read_text() + "\n# an edit\n")
+    repo.change({})
 
 
 def test_a_fix_in_a_generic_step_reruns_that_step_everywhere(repo):

@@ -27,7 +27,8 @@ import pydicom
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from medcurate import curation, images, shapes
+from medcurate import curation, images
+from medcurate.formats import shapes
 from medcurate.datasets import Case, bcdr, cbis_ddsm, cdd_cesm, inbreast, isic2019, mias
 from medcurate.dicom import SIGNED_OFFSET, decode_dicom, read_dicom
 from medcurate.errors import CaseError, MedcurateError
@@ -164,8 +165,10 @@ def test_windowed_output_records_no_mapping(tmp_path):
 def test_mammography_modules_record_the_mapping_per_case(tmp_path, module):
     path = dicom_file(tmp_path / "m.dcm", np.arange(-8, 12, dtype=np.int16).reshape(4, 5))
     case = Case(case_id="c", patient_id="p", image=path)
-    pixels = module.load_image(case, {"dicom": {"output": "uint16"}})
-    assert case.meta == {"pixel_values": "modality+32768", "pixel_slope": "1", "pixel_intercept": "-32768"}
+    decoded = module.load_image(case, {"dicom": {"output": "uint16"}})
+    pixels = decoded.array
+    assert decoded.facts == {"pixel_values": "modality+32768", "pixel_slope": "1", "pixel_intercept": "-32768"}
+    assert case.meta == {}  # returned, not set on the case
     np.testing.assert_array_equal(pixels.astype(int) - 32768, np.arange(-8, 12).reshape(4, 5))
 
 
@@ -391,13 +394,13 @@ def test_inbreast_region_of_fewer_than_3_points_is_flagged(tmp_path):
     xml = _osirix(tmp_path / "2.xml", ("Mass", 15, [(20, 20), (20, 20), (40, 40)]),  # 2 distinct points
                   ("Calcification", 19, [(50, 50)]))  # a real point ROI: not flagged
     case = _inbreast_case(xml)
-    mask, actions = inbreast.load_mask(case, PLAN)
-    assert case.meta["degenerate_roi"] == 1 and "mass:fewer_than_3_points:roi0" in actions
+    drawn = inbreast.load_mask(case, PLAN)
+    mask, actions = drawn.array, drawn.actions
+    assert drawn.facts["degenerate_roi"] == 1 and "mass:fewer_than_3_points:roi0" in actions
     assert mask[20, 20] == 1 and mask[40, 40] == 1 and mask[30, 30] == 0  # its points, not a region
-    assert curation.flagged(case.meta, {"exclude_flags": ["degenerate_roi"]}) == ["degenerate_roi"]
+    assert curation.flagged(drawn.facts, {"exclude_flags": ["degenerate_roi"]}) == ["degenerate_roi"]
     good = _inbreast_case(_osirix(tmp_path / "3.xml", ("Calcification", 19, [(50, 50)])))
-    inbreast.load_mask(good, PLAN)
-    assert good.meta["degenerate_roi"] == 0
+    assert inbreast.load_mask(good, PLAN).facts["degenerate_roi"] == 0
 
 
 def _cesm_case(tmp_path, *regions) -> cdd_cesm.CesmCase:
@@ -424,8 +427,9 @@ def test_cdd_cesm_absurd_region_quarantines_its_image_naming_the_line(tmp_path):
 ], ids=["polygon_2_points", "polyline_2_points", "flat_rect", "triangle", "point"])
 def test_cdd_cesm_region_of_fewer_than_3_points_is_flagged(tmp_path, region, flagged):
     case = _cesm_case(tmp_path, region)
-    mask, actions = cdd_cesm.load_mask(case, PLAN)
-    assert case.meta["degenerate_roi"] == flagged
+    drawn = cdd_cesm.load_mask(case, PLAN)
+    mask, actions = drawn.array, drawn.actions
+    assert drawn.facts["degenerate_roi"] == flagged
     assert (f"fewer_than_3_points_{region.shape}:0" in actions) == bool(flagged)
     assert mask.any()  # the finding is never silently lost
 
@@ -448,12 +452,12 @@ def test_bcdr_absurd_outline_quarantines_its_image_naming_the_line():
 
 def test_bcdr_outline_of_fewer_than_3_points_is_flagged():
     case = _bcdr_case([10, 20, 10, 20], [10, 20, 10, 20])
-    mask, actions = bcdr.load_mask(case, PLAN)
-    assert case.meta["degenerate_roi"] == 1 and actions == ["lesion_4:fewer_than_3_points"]
+    drawn = bcdr.load_mask(case, PLAN)
+    mask, actions = drawn.array, drawn.actions
+    assert drawn.facts["degenerate_roi"] == 1 and actions == ["lesion_4:fewer_than_3_points"]
     assert mask[10, 10] == 1 and mask[20, 20] == 1 and mask.sum() == 2
     traced = _bcdr_case([10, 40, 10], [10, 10, 40])
-    bcdr.load_mask(traced, PLAN)
-    assert traced.meta["degenerate_roi"] == 0
+    assert "degenerate_roi" not in bcdr.load_mask(traced, PLAN).facts and traced.meta["degenerate_roi"] == 0
 
 
 def test_mias_absurd_circle_quarantines_its_image_naming_the_line():
@@ -466,7 +470,7 @@ def test_mias_absurd_circle_quarantines_its_image_naming_the_line():
     assert err.value.path == "Info.txt"
     assert err.value.reason.startswith("line 4 (mdb001): abnormality 2: x = 1e+12 is absurdly far")
     case.findings = [near]
-    assert mias.load_mask(case, PLAN)[0].any()
+    assert mias.load_mask(case, PLAN).array.any()
 
 
 _COORD = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**30, 10**30),

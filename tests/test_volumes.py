@@ -17,6 +17,7 @@ import pytest
 import SimpleITK as sitk
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from medcurate import catalogue
 from medcurate import curation, qc, volumes
 from medcurate.datasets import Case
 from medcurate.errors import CaseError
@@ -528,10 +529,9 @@ def test_volume_qc_tile_is_the_largest_label_slice(tmp_path):
 def test_two_dimensional_cleaning_is_refused_for_volume_datasets(option, value):
     """They would leave the labels silently unchanged: the catalogue check names the field."""
     import yaml
-    from medcurate import catalogue
     from medcurate.errors import CatalogueError
 
-    path = Path(__file__).resolve().parents[1] / "config" / "datasets" / "promise12.yaml"
+    path = catalogue.folder("promise12") / "dataset.yaml"
     entry = yaml.safe_load(path.read_text())
     step = "select" if option == "crude_shapes" else "clean"
     entry.setdefault(step, {})[option] = value

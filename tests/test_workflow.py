@@ -15,12 +15,12 @@ import pytest
 import yaml
 from conftest import ROOT, snakemake_exe
 from loopback import Loopback
+from medcurate import catalogue
 from PIL import Image
 
 pytestmark = pytest.mark.e2e
 SAMPLE = ROOT / "config" / "sample.yaml"
-CATALOGUE = ROOT / "config" / "datasets"
-DATASETS = yaml.safe_load(SAMPLE.read_text())["datasets"]
+DATASETS = list(catalogue.ids())  # config/sample.yaml builds them all
 OPEN = ["fetal_planes_db", "african_fetal_planes", "fetal_head_biometry"]
 
 
@@ -179,9 +179,11 @@ def test_rulegraph_shows_the_chain(snakemake_bin, tmp_path):
     assert set(chain) <= edges
 
 
-def _catalogue_copy(tmp_path: Path) -> Path:
+def _catalogue_copy(tmp_path: Path, ds: str = "african_fetal_planes") -> Path:
+    """A config's own catalogue folder holding a copy of one entry (it replaces the package's)."""
     cat = tmp_path / "catalogue"
-    shutil.copytree(CATALOGUE, cat)
+    cat.mkdir()
+    shutil.copy(catalogue.folder(ds) / "dataset.yaml", cat / f"{ds}.yaml")
     return cat
 
 
@@ -202,7 +204,7 @@ def test_gated_dataset_fails_first_with_instructions_then_builds(snakemake_bin, 
     job runs) and nothing is downloaded, even where the dataset has downloads of its own."""
     server.routes["/notes.txt"] = {"data": b"extra file\n", "content_type": "text/plain"}
     cat = _catalogue_copy(tmp_path)
-    entry = yaml.safe_load((cat / "fetal_planes_db.yaml").read_text())
+    entry = yaml.safe_load((catalogue.folder("fetal_planes_db") / "dataset.yaml").read_text())
     entry.update(id="gated_planes", sources=[{"name": "notes.txt", "url": server.url("/notes.txt")}], access={
         "mode": "manual", "request_url": "https://example.org/request-access",
         "instructions": "Sign the data-use agreement; you receive a download link by e-mail.",

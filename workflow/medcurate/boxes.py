@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import shapes
+from .formats import shapes
 from .atomic import atomic_open, write_text
 from .errors import CaseError
 from .tiers import BOXES, read_table, write_table

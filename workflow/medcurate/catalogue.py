@@ -11,14 +11,49 @@ import hashlib
 import json
 from pathlib import Path
 
+import re
+from importlib import resources
+
 import jsonschema
 import yaml
 
 from . import __version__
 from .errors import CatalogueError
 
-SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
-DATASET_MODULES = Path(__file__).resolve().parent / "datasets"
+# Package data (importlib.resources), so an installed wheel finds them as the checkout does.
+SCHEMAS = resources.files(__package__) / "schemas"
+DATASETS = resources.files(__package__) / "datasets"
+
+
+# --- the dataset folders (medcurate/datasets/<id>/; datasets/__init__.py says what each holds) ---
+ENTRY = "dataset.yaml"
+PINS = "sample.sha256"
+
+
+def folder(ds: str):
+    """The dataset's folder (package data: a Path in a checkout or an installed wheel)."""
+    return DATASETS / ds
+
+
+@functools.cache
+def ids() -> tuple[str, ...]:
+    """Every dataset: the folders here that hold a catalogue entry."""
+    return tuple(sorted(p.name for p in DATASETS.iterdir() if (p / ENTRY).is_file()))
+
+
+def sample_pins(ds: str) -> dict[str, str]:
+    """<file below the dataset's mirror folder> -> sha256, from its ``sample.sha256`` (the
+    ``sha256sum`` format, so ``sha256sum -c`` checks a mirror folder against it)."""
+    path = folder(ds) / PINS
+    if not path.is_file():
+        return {}
+    pins = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        digest, sep, name = line.partition("  ")
+        if not sep or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise CatalogueError(path, f"not a sha256sum line: {line!r}")
+        pins[name] = digest
+    return pins
 
 
 def _with_defaults(cls):
@@ -63,7 +98,7 @@ def validate(instance: dict, schema_name: str, source: str | Path) -> dict:
     return instance
 
 
-def read_yaml(path: Path) -> dict:
+def read_yaml(path) -> dict:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -99,27 +134,38 @@ def load_config(config: dict, basedir: Path) -> dict:
     return config
 
 
-def load_entry(path: Path) -> dict:
+def load_entry(path, ds: str | None = None) -> dict:
+    """One entry: ``datasets/<id>/dataset.yaml`` in the package (``ds`` = the folder's name), or
+    ``<id>.yaml`` in a folder given by the config's ``catalogue``."""
+    ds = ds or Path(path.name).stem
     raw = read_yaml(path)
     if isinstance(raw, dict) and "curation" in raw:
         moves = [f"'curation.{k}' is now '{MOVED.get(k, '?')}.{k}'" for k in (raw["curation"] or {})]
         raise CatalogueError(path, "field 'curation' was split by the step that reads each option "
                                    "(convert, clean, select, split, qc):\n  " + "\n  ".join(moves or ["(empty)"]))
     entry = validate(raw, "dataset", path)
-    if entry["id"] != path.stem:
-        raise CatalogueError(path, f"field 'id': '{entry['id']}' must equal the file name '{path.stem}'")
-    if not (DATASET_MODULES / f"{entry['module']}.py").is_file():
-        raise CatalogueError(path, f"field 'module': no module medcurate/datasets/{entry['module']}.py")
+    if entry["id"] != ds:
+        raise CatalogueError(path, f"field 'id': '{entry['id']}' must equal the {'folder' if path.name == ENTRY else 'file'} name '{ds}'")
+    if not (folder(entry["module"]) / "__init__.py").is_file():
+        raise CatalogueError(path, f"field 'module': no module medcurate/datasets/{entry['module']}/__init__.py")
     return entry
 
 
 def load_catalogue(config: dict) -> dict[str, dict]:
-    """Every entry in the catalogue folder (all are validated, so a broken one is caught early)."""
-    folder = Path(config["_basedir"]) / config["catalogue"]
-    entries = {p.stem: load_entry(p) for p in sorted(folder.glob("*.yaml"))}
+    """Every entry (all are validated, so a broken one is caught early): the package's dataset
+    folders, then ``<id>.yaml`` files of the config's ``catalogue`` folder, if any (a user's own
+    entries, or overrides of the package's). ``datasets: all`` becomes every id."""
+    entries = {ds: load_entry(folder(ds) / ENTRY, ds) for ds in ids()}
+    where = "medcurate/datasets"
+    if config.get("catalogue"):
+        extra = Path(config["_basedir"]) / config["catalogue"]
+        entries.update({p.stem: load_entry(p) for p in sorted(extra.glob("*.yaml"))})
+        where = str(extra)
+    if config["datasets"] == "all":
+        config["datasets"] = list(entries)
     missing = [d for d in config["datasets"] if d not in entries]
     if missing:
-        raise CatalogueError(folder, f"no catalogue entry for {', '.join(missing)} (known: {', '.join(entries)})")
+        raise CatalogueError(where, f"no catalogue entry for {', '.join(missing)} (known: {', '.join(entries)})")
     for key in ("options", "manual_dirs"):
         for ds in config[key]:
             if ds not in entries:
@@ -168,20 +214,22 @@ def _resolve_sources(entry: dict, config: dict, subset: int | None = None) -> li
         # approx_size is the plan's (medcurate/plan.py), not a download's: kept out of every slice
         src = {k: v for k, v in src.items() if v is not None and k != "approx_size"}
         if "url" not in src:  # a service source: fetched by its type, never from the sample mirror
-            if subset is not None and src in folders:
+            if subset is not None and src["name"] in {f["name"] for f in folders}:  # src lost approx_size
                 src["subset"] = subset
             sources.append(src)
             continue
         src["catalogue_url"] = src["url"]
         if mirror:
             key = f"{entry['id']}/{src['name']}"
-            if key not in mirror["sha256"]:
-                raise CatalogueError("workflow config", f"field 'sample_mirror.sha256': no pin for '{key}'")
+            pins = mirror_pins(config)
+            if key not in pins:
+                raise CatalogueError("workflow config", f"no sample-mirror pin for '{key}' (field 'sample_mirror.sha256', "
+                                     f"or medcurate/datasets/{entry['id']}/{PINS}: run `medcurate samples {entry['id']}`)")
             root = (Path(config["_basedir"]) / mirror["root"]).resolve()
             src = {
                 "name": src["name"],
                 "url": (root / key).as_uri(),
-                "sha256": mirror["sha256"][key],
+                "sha256": pins[key],
                 "catalogue_url": src["url"],
                 "served_from": "sample-mirror",
             }
@@ -253,7 +301,7 @@ _SLICES = {
 
 
 # The package modules a task kind adds to the convert and publish steps' code.
-TASK_MODULES = {"volume_segmentation": ("volumes",), "detection": ("boxes",), "wsi_tiling": ("wsi", "asap")}
+TASK_MODULES = {"volume_segmentation": ("volumes",), "detection": ("boxes",), "wsi_tiling": ("wsi", "formats.asap")}
 # Tasks whose cases carry 2-D label maps (the clean step runs for them).
 MASK_TASKS = ("segmentation", "wsi_tiling")
 
@@ -283,9 +331,18 @@ def step_slice(p: dict, step: str, source: str | None = None) -> dict:
     return out
 
 
+def mirror_pins(config: dict) -> dict[str, str]:
+    """'<id>/<file>' -> sha256 of the sample mirror: the config's ``sample_mirror.sha256`` if it
+    gives them (another mirror), else the pins ``medcurate samples`` wrote into each dataset folder."""
+    mirror = config.get("sample_mirror") or {}
+    if mirror.get("sha256") is not None:
+        return mirror["sha256"]
+    return {f"{ds}/{name}": digest for ds in ids() for name, digest in sample_pins(ds).items()}
+
+
 def _manual_pins(ds: str, config: dict) -> dict[str, str]:
     """In sample mode the mirror stands in for a user's manual folder; its archives are pinned."""
-    pins = (config.get("sample_mirror") or {}).get("sha256", {})
+    pins = mirror_pins(config) if config.get("sample_mirror") else {}
     prefix = f"{ds}/manual/"
     return {k[len(prefix):]: v for k, v in pins.items() if k.startswith(prefix)}
 

@@ -204,12 +204,14 @@ def cmd_export(args) -> None:
 
 
 def cmd_samples(args) -> None:
-    from .samples import build
+    from .samples import build, write_pins
 
     pins = build(Path(args.out), args.datasets or None)
-    print("sample_mirror:\n  sha256:")
     for key, digest in pins.items():
-        print(f'    "{key}": {digest}')
+        print(f"{digest}  {key}")
+    if not args.no_pins:
+        for path in write_pins(pins):
+            print(f"pins written: {path}", file=sys.stderr)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -265,8 +267,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--number", type=int, help="nnunet: the DatasetNNN number (default: stable, from the id)")
     s.set_defaults(func=cmd_export)
 
-    s = sub.add_parser("samples", help="write the sample mirror and print its sha256 pins")
+    s = sub.add_parser("samples", help="write the sample mirror and its pins (each dataset folder's sample.sha256)")
     s.add_argument("--out", default="workflow/sample-mirror")
+    s.add_argument("--no-pins", action="store_true", help="only print the pins (a mirror elsewhere)")
     s.add_argument("datasets", nargs="*")
     s.set_defaults(func=cmd_samples)
     return p

@@ -18,8 +18,6 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
-
 from . import boxes, datasets, masks
 from .atomic import write_text
 from .errors import CaseError, MedcurateError
@@ -96,42 +94,50 @@ def _check_case(case: datasets.Case, plan: dict) -> None:
 
 def _convert_case(case: datasets.Case, root: Path, plan: dict, module, out: Path, sums: dict,
                   box_rows: list[dict] | None = None) -> dict:
-    image, source = load_image_png(case, plan, module)
+    decoded, png = load_image_png(case, plan, module)
+    image, facts = decoded.array, dict(decoded.facts)
     columns = {"width": image.shape[1], "height": image.shape[0], "pixel_sha256": pixel_digest(image), "mask_sha256": ""}
     mask_rel = ""
     if plan["task"] == "segmentation":
-        mask, actions = module.load_mask(case, plan)  # may add facts (roi_types, flags) to case.meta
+        drawn = datasets.loaded(module.load_mask(case, plan))
+        mask, actions = drawn.array, drawn.actions
+        facts.update(drawn.facts)  # roi_types, flags: the manifest columns the curation rules read
         masks.check(mask, image.shape, plan["labels"]["mask"], case.mask)
         mask_rel = f"{RAW_MASKS}/{case.case_id}.png"
         sums[mask_rel] = write_png(mask, out / mask_rel, plan["png_compress_level"])
         # measured here on the raw map, while it is in memory: the clean step only re-measures
         # the masks it changes
-        columns.update(masks.mask_measures(mask), mask_source=rel(case.mask, root), cleaning=";".join(actions))
+        columns.update(masks.mask_measures(mask), mask_source=rel(drawn.source or case.mask, root), cleaning=";".join(actions))
         columns.update(_extra_masks(case, plan, module, image.shape, out, sums))
     elif plan["task"] == "detection":
         # the module parses its release's box files; the conversion to pixels is boxes.py's alone
         rows, box_columns = boxes.convert(module.load_boxes(case, plan), image.shape, plan["labels"]["boxes"], case.case_id)
         columns.update(box_columns, box_source=rel(case.mask, root), **_extra_masks(case, plan, module, image.shape, out, sums))
     # a source PNG already in the output's mode and depth is copied, not re-encoded (pngcopy)
-    sums[f"images/{case.case_id}.png"] = write_png(image, out / "images" / f"{case.case_id}.png", plan["png_compress_level"], source)
+    sums[f"images/{case.case_id}.png"] = write_png(image, out / "images" / f"{case.case_id}.png", plan["png_compress_level"], png)
     if plan["task"] == "detection":
         box_rows += rows  # only once the case is converted: a quarantined case leaves no boxes
-    return case_row(case, root, plan["module"], f"images/{case.case_id}.png", mask_rel, **columns)
+    return case_row(case, root, plan["module"], f"images/{case.case_id}.png", mask_rel,
+                    source=decoded.source, facts=facts, **columns)
 
 
-def load_image(case: datasets.Case, plan: dict, module) -> np.ndarray:
+def load_image(case: datasets.Case, plan: dict, module) -> datasets.Loaded:
     """Decode a case's image (the module's reader, else the generic one) and record its shape on
     the case, so load_mask builds the label map at the decoded matrix."""
     return load_image_png(case, plan, module)[0]
 
 
-def load_image_png(case: datasets.Case, plan: dict, module):
+def load_image_png(case: datasets.Case, plan: dict, module) -> tuple[datasets.Loaded, object]:
     """load_image, and the source PNG's chunks to copy when the generic reader returned its pixels
     unchanged (images.read_image_png); None for a module's own reader (it may crop, flip, rescale)."""
     reader = getattr(module, "load_image", None)
-    image, source = (reader(case, plan), None) if reader else read_image_png(case.image, plan["convert"]["image_mode"])
-    case.shape = image.shape
-    return image, source
+    if reader:
+        decoded, png = datasets.loaded(reader(case, plan)), None
+    else:
+        array, png = read_image_png(case.image, plan["convert"]["image_mode"])
+        decoded = datasets.loaded(array)  # the very array read_image_png decoded: png.fits checks identity
+    case.shape = decoded.array.shape
+    return decoded, png
 
 
 def _extra_masks(case, plan: dict, module, shape: tuple, out: Path, sums: dict) -> dict:

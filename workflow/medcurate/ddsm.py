@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import shapes
+from .formats import shapes
 from .errors import CaseError
 
 VIEWS = ("LEFT_CC", "LEFT_MLO", "RIGHT_CC", "RIGHT_MLO")

@@ -8,8 +8,11 @@ from pathlib import Path
 from .errors import MedcurateError
 
 
-def case_row(case, root: Path, module: str, image: str, mask: str, **columns) -> dict:
-    """Fixed leading columns, then the step's own, then the dataset module's (case.meta)."""
+def case_row(case, root: Path, module: str, image: str, mask: str, *, source: Path | None = None,
+             facts: dict | None = None, **columns) -> dict:
+    """Fixed leading columns, then the step's own, then the dataset module's: case.meta (from the
+    annotations) updated by the facts its loaders returned. ``source``: the image file actually
+    read, where the loader read another than case.image."""
     row = {
         "case_id": case.case_id,
         "patient_id": case.patient_id,
@@ -18,18 +21,19 @@ def case_row(case, root: Path, module: str, image: str, mask: str, **columns) ->
         "mask": mask,
         **case.labels,
         **columns,
-        "source": rel(case.image, root),
+        "source": rel(source or case.image, root),
         "subset": case.subset,
     }
-    return with_meta(row, case, module)
+    return with_meta(row, case, module, facts or {})
 
 
-def with_meta(row: dict, case, module: str) -> dict:
-    """Add the module's own manifest columns (case.meta); one that would overwrite a column
-    medcurate writes (e.g. 'height') is refused rather than silently replacing it."""
-    if clash := sorted(set(case.meta) & set(row)):
+def with_meta(row: dict, case, module: str, facts: dict | None = None) -> dict:
+    """Add the module's own manifest columns (case.meta, then the loaders' facts); one that would
+    overwrite a column medcurate writes (e.g. 'height') is refused rather than silently replacing it."""
+    meta = {**case.meta, **(facts or {})}
+    if clash := sorted(set(meta) & set(row)):
         raise MedcurateError(case.image, f"module {module} sets manifest column(s) {clash} that medcurate writes itself; rename them")
-    return {**row, **case.meta}
+    return {**row, **meta}
 
 
 def rel(path, root: Path) -> str:

@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nibabel as nib
@@ -56,6 +56,7 @@ class Volume:
     array: np.ndarray   # voxels indexed (i, j, k) as nibabel orders them (4D: (i, j, k, t))
     affine: np.ndarray  # 4x4, voxel index -> RAS+ world millimetres (nibabel convention)
     source: Path
+    facts: dict = field(default_factory=dict)  # manifest columns a dataset's loader found (e.g. spacing_mismatch)
 
 
 # ---------------------------------------------------------------- reading
@@ -394,7 +395,7 @@ def convert_case(case, root: Path, plan: dict, module, out: Path, sums: dict) ->
                     dtype=str(arr.dtype), slices=n_slices, pixel_sha256=pixel_digest(arr),
                     mask_sha256=pixel_digest(labels), mask_source=rel(case.mask, root),
                     mask_labels=" ".join(str(v) for v in present), cleaning=";".join(actions),
-                    **volume_measures(labels))
+                    facts={**image.facts, **label.facts}, **volume_measures(labels))
 
 
 def _load(module, hook: str, case, plan: dict, path: Path) -> Volume:

@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from . import masks, shapes
+from . import masks
+from .formats import shapes
 from .errors import CaseError
 from .images import pixel_digest, write_png
 from .rows import case_row, rel

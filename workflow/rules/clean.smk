@@ -9,16 +9,16 @@ rule clean_masks:
         directory(f"{WORK}/{{dataset}}/cleaned/shard-{{shard}}"),
     log:
         f"{LOGS}/clean/{{dataset}}/shard-{{shard}}.log",
-    params:
-        slice=slice_of("clean"),
     wildcard_constraints:
         dataset=MASK_DATASETS,
+    conda:
+        ENV
     threads: 1
     resources:
         # measured (bench/): 71 MB peak RSS, 144 MB when cleaning edits 13-Mpx mammogram masks
         mem_mb=lambda wc, attempt: 1000 * attempt,
         runtime=lambda wc, attempt: 60 * attempt,
-    conda:
-        ENV
+    params:
+        slice=slice_of("clean"),
     shell:
-        "MEDCURATE_MEM_MB={resources.mem_mb} python -m medcurate clean --slice {params.slice:q} --converted {input:q} --out {output:q} > {log:q} 2>&1"
+        "MEDCURATE_MEM_MB={resources.mem_mb} medcurate clean --slice {params.slice:q} --converted {input:q} --out {output:q} > {log:q} 2>&1"

@@ -2,25 +2,26 @@
 import hashlib
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
-ROOT = Path(workflow.basedir)
-PKG = ROOT / "workflow"
-sys.path.insert(0, str(PKG))
-# Jobs run `python -m medcurate` from this checkout, installed or not, with the interpreter that
-# runs snakemake (a venv need not be activated); a conda env, when used, comes first on PATH.
-# (Set, not read from the user, so no envvars: assertion applies.)
-os.environ.update(
-    PYTHONPATH=os.pathsep.join(filter(None, [str(PKG), os.getenv("PYTHONPATH")])),
-    PATH=os.pathsep.join([os.path.dirname(sys.executable), os.getenv("PATH", "")]),
-)
-
+# The workflow imports the installed package (pip install -e . in the checkout, or a wheel) and
+# its jobs run the installed `medcurate` entry point: found on PATH (an activated venv), or, with
+# --sdm conda, installed into the rules' environment by envs/medcurate.yaml.
 from medcurate import catalogue as _catalogue
 from medcurate import cli as _cli
 from medcurate import manual as _manual
 from medcurate.errors import MedcurateError as _MedcurateError
 
+ROOT = Path(workflow.basedir)
+_conda = any("conda" in str(m).lower() for m in workflow.deployment_settings.deployment_method)
+if not _conda and shutil.which("medcurate") is None:
+    raise _MedcurateError(
+        "PATH",
+        "the 'medcurate' command the jobs run is not on PATH: activate the "
+        f"environment medcurate is installed in (this snakemake runs {sys.executable})",
+    )
 CONFIG = _catalogue.load_config(config, ROOT)
 CATALOGUE = _catalogue.load_catalogue(CONFIG)
 DATASETS = CONFIG["datasets"]
@@ -80,7 +81,9 @@ def _write_slice(data, name):
 
 def _slices(ds):
     plan = PLANS[ds]
-    out = {step: _catalogue.step_slice(plan, step) for step in ("unpack", "convert", "clean", "select", "split", "publish")}
+    out = {
+        step: _catalogue.step_slice(plan, step) for step in ("unpack", "convert", "clean", "select", "split", "publish")
+    }
     if ds in PLACED:
         out["check_manual"] = {**_catalogue.step_slice(plan, "check_manual"), "placed": PLACED[ds]}
     out.update({f"fetch-{s['name']}": _catalogue.step_slice(plan, "fetch", s["name"]) for s in plan["sources"]})
@@ -174,9 +177,12 @@ def _check_space():
     jobs = [(r, wc) for r, wc in jobs if PLACED.get(wc.get("dataset"), "") is not None]  # unplaced: said above
     refused = _plan.refusals(CONFIG, CATALOGUE, PLANS, jobs)
     if refused:
-        raise WorkflowError("not enough free space; no job was started, nothing was downloaded:\n  " + "\n  ".join(refused)
-                            + "\nFree space or point the folder elsewhere (medcurate plan shows the figures); "
-                            "to run anyway: --config space_check=false or MEDCURATE_SPACE_CHECK=0")
+        raise WorkflowError(
+            "not enough free space; no job was started, nothing was downloaded:\n  "
+            + "\n  ".join(refused)
+            + "\nFree space or point the folder elsewhere (medcurate plan shows the figures); "
+            "to run anyway: --config space_check=false or MEDCURATE_SPACE_CHECK=0"
+        )
 
 
 def _summary():

@@ -9,9 +9,8 @@ rule convert_shard:
         directory(f"{WORK}/{{dataset}}/converted/shard-{{shard}}"),
     log:
         f"{LOGS}/convert/{{dataset}}/shard-{{shard}}.log",
-    params:
-        slice=slice_of("convert"),
-        shards=lambda wc: _catalogue.shard_count(PLANS[wc.dataset]),
+    conda:
+        ENV
     threads: 1
     resources:
         # measured (bench/): 93 MB peak RSS and 24 s per shard of 1,550 ultrasound PNGs;
@@ -19,8 +18,9 @@ rule convert_shard:
         # decoders refuse an image whose declared size would not fit (MEDCURATE_MEM_MB).
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=lambda wc, attempt: 120 * attempt,
-    conda:
-        ENV
+    params:
+        slice=slice_of("convert"),
+        shards=lambda wc: _catalogue.shard_count(PLANS[wc.dataset]),
     shell:
-        "MEDCURATE_MEM_MB={resources.mem_mb} python -m medcurate convert --slice {params.slice:q} --ready {input:q}"
+        "MEDCURATE_MEM_MB={resources.mem_mb} medcurate convert --slice {params.slice:q} --ready {input:q}"
         " --shard {wildcards.shard} --shards {params.shards} --out {output:q} > {log:q} 2>&1"

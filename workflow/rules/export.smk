@@ -13,24 +13,24 @@ rule export:
         sums=f"{OUT}/{{dataset}}/SHA256SUMS",
     output:
         directory(f"{EXPORTS}/{{dataset}}/{{kind}}"),
-    wildcard_constraints:
-        kind="|".join(_EXPORT_KINDS),
     log:
         f"{LOGS}/export/{{dataset}}-{{kind}}.log",
-    params:
-        results=lambda wc: f"{OUT}/{wc.dataset}",
-        code=lambda wc: _code_digest("exports", f"exports.{wc.kind}"),  # an exporter fix re-runs it
+    wildcard_constraints:
+        kind="|".join(_EXPORT_KINDS),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=lambda wc, attempt: 1000 * attempt,
         runtime=lambda wc, attempt: 30 * attempt,
-    conda:
-        ENV
+    params:
+        results=lambda wc: f"{OUT}/{wc.dataset}",
+        code=lambda wc: _code_digest("exports", f"exports.{wc.kind}"),  # an exporter fix re-runs it
     shell:
-        "python -m medcurate export {wildcards.kind} {params.results:q} --out {output:q} > {log:q} 2>&1"
+        "medcurate export {wildcards.kind} {params.results:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule exports:
-    localrule: True
     input:
         [f"{EXPORTS}/{ds}/{kind}" for ds in DATASETS for kind in _EXPORT_KINDS if _export_applies(kind, PLANS[ds])],
+    localrule: True

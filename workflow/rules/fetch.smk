@@ -11,18 +11,18 @@ rule fetch_source:
         f"{RES}/fetched/{{dataset}}/{{source}}.json",
     log:
         f"{LOGS}/fetch/{{dataset}}/{{source}}.log",
-    params:
-        slice=slice_of("fetch"),
-        dest=lambda wc: f"{RES}/downloads/{wc.dataset}/{wc.source}",
     wildcard_constraints:
         source=r"[^/]+",
+    conda:
+        ENV
     threads: 1
     resources:
         downloads=1,
         mem_mb=500,  # measured: 32 MB peak RSS (streaming, 1 MiB chunks)
         runtime=240,  # minutes; 1.9 GB copied and verified in 6.4 s here, real time is the network's
-    conda:
-        ENV
+    params:
+        slice=slice_of("fetch"),
+        dest=lambda wc: f"{RES}/downloads/{wc.dataset}/{wc.source}",
     shell:
-        "python -m medcurate fetch --slice {params.slice:q} --source {wildcards.source:q}"
+        "medcurate fetch --slice {params.slice:q} --source {wildcards.source:q}"
         " --dest {params.dest:q} --record {output:q} > {log:q} 2>&1"

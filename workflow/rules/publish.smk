@@ -20,19 +20,19 @@ rule publish_dataset:
         sums=f"{OUT}/{{dataset}}/SHA256SUMS",
     log:
         f"{LOGS}/publish/{{dataset}}.log",
-    params:
-        slice=slice_of("publish"),
-        out=lambda wc: f"{OUT}/{wc.dataset}",
+    conda:
+        ENV
     threads: 2  # the QC montage decodes its sample images two at a time
     resources:
         # measured (bench/): 111 MB peak RSS for 12,400 PNGs, 216 MB for 320 mammograms (whose 24
         # QC samples, decoded on two threads, take most of its 3 s); doubled on a retry.
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=lambda wc, attempt: 60 * attempt,
-    conda:
-        ENV
+    params:
+        slice=slice_of("publish"),
+        out=lambda wc: f"{OUT}/{wc.dataset}",
     shell:
-        "python -m medcurate publish --slice {params.slice:q} --ready {input.ready:q}"
+        "medcurate publish --slice {params.slice:q} --ready {input.ready:q}"
         " --tiers {input.converted:q} {input.cleaned:q} --split {input.split:q} --out {params.out:q}"
         " --threads {threads} > {log:q} 2>&1"
 
@@ -42,12 +42,21 @@ rule publish_dataset:
 # tables are kept, so the next run is still a no-op; a later change that needs a tier rebuilds it
 # from the cached downloads.
 rule reclaim:
-    localrule: True
     log:
         f"{LOGS}/reclaim.log",
-    params:
-        paths=[p for ds in DATASETS for p in (f"{RES}/unpacked/{ds}", f"{RES}/ready/{ds}.json", f"{WORK}/{ds}/converted", f"{WORK}/{ds}/cleaned")],
+    localrule: True
     conda:
         ENV
+    params:
+        paths=[
+            p
+            for ds in DATASETS
+            for p in (
+                f"{RES}/unpacked/{ds}",
+                f"{RES}/ready/{ds}.json",
+                f"{WORK}/{ds}/converted",
+                f"{WORK}/{ds}/cleaned",
+            )
+        ],
     shell:
-        "python -m medcurate reclaim {params.paths:q} > {log:q} 2>&1; cat {log:q}"
+        "medcurate reclaim {params.paths:q} > {log:q} 2>&1; cat {log:q}"

@@ -9,13 +9,13 @@ rule select_curated:
         f"{WORK}/{{dataset}}/selected.csv",
     log:
         f"{LOGS}/select/{{dataset}}.log",
-    params:
-        slice=slice_of("select"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=lambda wc, attempt: 1000 * attempt,  # measured: 72-87 MB peak RSS (12,400 rows)
         runtime=lambda wc, attempt: 30 * attempt,
-    conda:
-        ENV
+    params:
+        slice=slice_of("select"),
     shell:
-        "MEDCURATE_MEM_MB={resources.mem_mb} python -m medcurate select --slice {params.slice:q} --tiers {input:q} --out {output:q} > {log:q} 2>&1"
+        "MEDCURATE_MEM_MB={resources.mem_mb} medcurate select --slice {params.slice:q} --tiers {input:q} --out {output:q} > {log:q} 2>&1"

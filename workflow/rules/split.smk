@@ -10,14 +10,14 @@ rule split_dataset:
         directory(f"{WORK}/{{dataset}}/split"),
     log:
         f"{LOGS}/split/{{dataset}}.log",
-    params:
-        slice=slice_of("split"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=lambda wc, attempt: 1000 * attempt,  # measured: 71-82 MB peak RSS (12,400 rows)
         runtime=lambda wc, attempt: 30 * attempt,
-    conda:
-        ENV
+    params:
+        slice=slice_of("split"),
     shell:
-        "python -m medcurate split --slice {params.slice:q} --selected {input.selected:q}"
+        "medcurate split --slice {params.slice:q} --selected {input.selected:q}"
         " --tiers {input.tiers:q} --source-split {input.source_split:q} --out {output:q} > {log:q} 2>&1"

@@ -11,19 +11,19 @@ rule unpack_archives:
         f"{RES}/ready/{{dataset}}.json",
     log:
         f"{LOGS}/unpack/{{dataset}}.log",
-    params:
-        slice=slice_of("unpack"),
-        dest=lambda wc: f"{RES}/unpacked/{wc.dataset}",
     wildcard_constraints:
         dataset=OPEN_DATASETS,
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=500,  # measured: 33 MB peak RSS (streaming extraction)
         runtime=120,  # minutes; 1.9 GB zip of 12,400 PNGs in 4.7 s here
-    conda:
-        ENV
+    params:
+        slice=slice_of("unpack"),
+        dest=lambda wc: f"{RES}/unpacked/{wc.dataset}",
     shell:
-        "python -m medcurate unpack --slice {params.slice:q} --records {input:q}"
+        "medcurate unpack --slice {params.slice:q} --records {input:q}"
         " --dest {params.dest:q} --out {output:q} > {log:q} 2>&1"
 
 
@@ -34,17 +34,17 @@ rule check_manual:
         f"{RES}/ready/{{dataset}}.json",
     log:
         f"{LOGS}/check_manual/{{dataset}}.log",
-    params:
-        slice=slice_of("check_manual"),
-        dest=lambda wc: f"{RES}/unpacked/{wc.dataset}",
     wildcard_constraints:
         dataset=MANUAL_DATASETS,
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=500,  # measured: 20 MB peak RSS; may unpack a placed archive, as unpack_archives
         runtime=120,
-    conda:
-        ENV
+    params:
+        slice=slice_of("check_manual"),
+        dest=lambda wc: f"{RES}/unpacked/{wc.dataset}",
     shell:
-        "python -m medcurate check-manual --slice {params.slice:q} --records {input:q}"
+        "medcurate check-manual --slice {params.slice:q} --records {input:q}"
         " --dest {params.dest:q} --out {output:q} > {log:q} 2>&1"

@@ -1,12 +1,19 @@
-"""Dataset modules: each holds only its dataset's quirks.
+"""Dataset folders: everything specific to one dataset sits in ``datasets/<id>/``.
 
-A module defines ``cases(root, plan) -> list[Case]`` (enumerate cases, labels, official split,
-image and mask sources). It may define ``load_image(case, plan)``, ``load_mask(case, plan) -> (mask,
-actions)`` (``case.shape`` is then the decoded image's shape) and ``load_extra_mask(case, plan, name)``
-where the generic readers do not fit; ``load_mask`` may add facts to ``case.meta`` (``roi_types``,
-flags such as ``mask_resized``) that land in the manifest and drive the curation rules. Volume
-datasets may define ``load_volume`` / ``load_label`` instead (see volumes.py). Everything else
-(sharding, PNG writing, cleaning, splitting, manifests, reports) is generic.
+``__init__.py`` (its quirks module), ``dataset.yaml`` (its catalogue entry), ``sample.py`` (its
+sample-mirror builder), ``sample.sha256`` (the mirror's pins, written by ``medcurate samples``),
+``README.md`` (its facts and their sources) and ``test_<id>.py`` (its tests). This module holds what
+the quirks modules share (``Case``, file finders, CSV reading); catalogue.py lists the folders.
+
+A quirks module defines ``cases(root, plan) -> list[Case]`` (enumerate cases, labels, official split,
+image and mask sources, and the facts known from the annotations in ``case.meta``). It may define
+``load_image(case, plan) -> Loaded``, ``load_mask(case, plan) -> Loaded`` (``case.shape`` is then the
+decoded image's shape) and ``load_extra_mask(case, plan, name)`` where the generic readers do not
+fit. What loading finds -- ``roi_types``, flags such as ``mask_resized`` that drive the curation
+rules, decoding parameters, the file actually read -- is returned in ``Loaded``, never set on the
+case. Volume datasets may define ``load_volume`` / ``load_label`` instead (volumes.py; their
+``Volume`` carries ``facts`` likewise). Everything else (sharding, PNG writing, cleaning,
+splitting, manifests, reports) is generic.
 """
 
 from __future__ import annotations
@@ -43,6 +50,26 @@ class Case:
     extra_masks: dict[str, Path] = field(default_factory=dict)
     # The decoded image's shape, set by convert before load_mask.
     shape: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What a module's load_image / load_mask returns: the pixels and what loading found."""
+    array: object  # np.ndarray: the image, or the label map
+    facts: dict[str, object] = field(default_factory=dict)  # manifest columns (roi_types, mask_resized, pixel_slope...)
+    actions: list[str] = field(default_factory=list)  # masks: what was done to the drawing ('cleaning' column)
+    source: Path | None = None  # the file actually read, where not case.image / case.mask (a sibling, one of several)
+
+
+def loaded(result) -> Loaded:
+    """A loader's result as Loaded; a bare array (an image) or an (array, actions) pair (a mask
+    without facts) is accepted too."""
+    if isinstance(result, Loaded):
+        return result
+    if isinstance(result, tuple):
+        array, actions = result
+        return Loaded(array, actions=list(actions))
+    return Loaded(result)
 
 
 def load(module: str) -> ModuleType:
