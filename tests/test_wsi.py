@@ -188,7 +188,7 @@ def test_tiles_and_masks_match_the_whole_level(sample_slides, tmp_path, level):
 
 SIDE = 65536  # level 0: 65536 x 65536 RGB = 12.9 GB decoded
 TILE = 512
-LIMIT_MB = 512  # the job's address-space limit
+LIMIT_MB = 512  # the job's address-space budget beyond its imports
 
 
 def huge_slide(dest: Path) -> None:
@@ -228,22 +228,33 @@ def test_tiling_a_slide_far_larger_than_the_jobs_memory(tmp_path):
     decoded = [w * h * 3 for w, h in slide.level_dimensions]
     assert slide.level_dimensions[0] == (SIDE, SIDE) and decoded[0] > 15 * LIMIT_MB * 2**20 and decoded[1] > LIMIT_MB * 2**20
     slide.close()
-    script = textwrap.dedent(f"""
-        import json, resource, sys
-        resource.setrlimit(resource.RLIMIT_AS, ({LIMIT_MB} * 2**20, {LIMIT_MB} * 2**20))
+    # The limit is on what the job maps beyond its imports (pandas maps far more address space when
+    # optional packages such as pyarrow are installed): the imports' size, plus LIMIT_MB.
+    budget = textwrap.dedent(f"""
+        import resource
+
+        def status(key):
+            return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(key)) * 1024
+
+        start_rss = status("VmRSS")
+        limit = status("VmSize") + {LIMIT_MB} * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    """)
+    script = textwrap.dedent("""
+        import json, sys
         from pathlib import Path
         from medcurate import wsi
         from medcurate.datasets import Case, acdc_lunghp
+    """) + budget + textwrap.dedent("""
         plan = json.loads(sys.argv[1])
         root = Path(sys.argv[2])
         rows = wsi.convert_case(Case("big", "big", root / "big.tif", mask=root / "big.xml"), root, plan, acdc_lunghp,
-                                root / "out", {{}})
+                                root / "out", {})
         # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so it would report pytest's own peak
-        peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) // 1024
-        print(json.dumps({{"rows": rows, "peak_mb": peak}}))
+        print(json.dumps({"rows": rows, "peak_mb": status("VmHWM") // 2**20, "start_mb": start_rss // 2**20}))
     """)
     plan = plan_for({"level": 0, "mpp": None, "tile_size": TILE, "min_tissue": 0.5})
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT / "workflow"), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    env = {"PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-c", script, json.dumps(plan), str(tmp_path)], capture_output=True, text=True,
                           env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -253,19 +264,17 @@ def test_tiling_a_slide_far_larger_than_the_jobs_memory(tmp_path):
     assert {(r["x0"], r["y0"]) for r in rows} == {(30720 + i * TILE, 30720 + j * TILE) for i in range(4) for j in range(4)}
     cancer = sum(int(r["mask_labels"] == "1") for r in rows)
     assert cancer == 12  # the polygon spans x 31000..32000 (tile columns 0-2), y 31000..32500 (rows 0-3)
-    assert result["peak_mb"] < LIMIT_MB
-    # control: under the same limit, reading one whole level (what a slide-sized reader does) fails
-    whole = textwrap.dedent(f"""
-        import resource, sys
-        resource.setrlimit(resource.RLIMIT_AS, ({LIMIT_MB} * 2**20, {LIMIT_MB} * 2**20))
-        import openslide
+    assert result["peak_mb"] - result["start_mb"] < LIMIT_MB
+    # control: under the same budget, reading one whole level (what a slide-sized reader does) fails
+    whole = "import sys\nimport openslide\n" + budget + textwrap.dedent("""
         s = openslide.OpenSlide(sys.argv[1])
         s.read_region((0, 0), 1, s.level_dimensions[1])
     """)
     control = subprocess.run([sys.executable, "-c", whole, str(tmp_path / "big.tif")], capture_output=True, text=True,
                              env=env, timeout=300)
     assert control.returncode != 0 and ("MemoryError" in control.stderr or "memory" in control.stderr.lower())
-    print(f"slide level 0 decoded: {decoded[0] / 2**30:.1f} GiB; job limit {LIMIT_MB} MiB; peak RSS {result['peak_mb']} MiB")
+    print(f"slide level 0 decoded: {decoded[0] / 2**30:.1f} GiB; job budget {LIMIT_MB} MiB beyond its imports; "
+          f"peak RSS {result['peak_mb']} MiB ({result['start_mb']} MiB after the imports)")
 
 
 @pytest.mark.parametrize("keep", [0.5, 0.9])
