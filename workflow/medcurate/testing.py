@@ -191,7 +191,7 @@ def plan_of(dataset: str) -> dict:
     return copy.deepcopy(_plan(dataset))
 
 
-def own_mirror(dest: Path, *datasets: str) -> Path:
+def mirror_of(dest: Path, *datasets: str) -> Path:
     """A sample mirror in ``dest`` holding only the given datasets (cheaper than ``mirror``)."""
     from medcurate import samples
 

@@ -1,6 +1,7 @@
-"""ISIC 2019, NIH ChestX-ray14 and Kermany OCT: parsers, quirks, the sample mirror and the
-converter on it. No real files of these sets are in ../shared/realdata, so the formats are the
-ones DATASETS.md documents (sections 12a, 12d, 12e).
+"""NIH ChestX-ray14: the sample mirror's layout, Data_Entry CSV header variants and bad rows, the
+official train/test lists (problems, orphans, a patient in both), an image in two archives, and
+the single-channel conversion. No real file of this set is in ../shared/realdata, so the formats
+are the ones this folder's README.md documents.
 """
 
 import copy
@@ -15,19 +16,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from medcurate import samples, splits
+from medcurate import splits
 from medcurate.datasets import chestxray14 as cxr
 from medcurate.errors import CaseError, MedcurateError
-from medcurate.testing import build, prepared, sample_plan
+from medcurate.testing import by_id, convert_and_gather, copy_tree, mirror_of, prepared, sample_plan
 
 IDS = ("chestxray14",)
 
 
 @pytest.fixture(scope="module")
 def own_mirror(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("cls-mirror")
-    samples.build(out, list(IDS))
-    return out
+    return mirror_of(tmp_path_factory.mktemp("cls-mirror"), *IDS)
 
 
 @pytest.fixture(scope="module")
@@ -42,20 +41,7 @@ def roots(own_mirror, tmp_path_factory):
 
 def editable(roots, ds: str, tmp_path: Path) -> Path:
     """A copy of a sample root that a test may modify (links resolved)."""
-    dest = tmp_path / ds
-    shutil.copytree(roots[ds], dest, symlinks=False)
-    return dest
-
-
-def by_id(cases):
-    return {c.case_id: c for c in cases}
-
-
-def convert_and_gather(root: Path, ds: str, out: Path) -> tuple[pd.DataFrame, dict]:
-    plan = copy.deepcopy(sample_plan(ds))
-    counts = build(root, plan, out / "work", out / "result")
-    manifest = pd.read_csv(out / "result" / "manifest.csv", dtype=str, keep_default_na=False)
-    return manifest.set_index("case_id"), counts
+    return copy_tree(roots[ds], tmp_path / ds)
 
 
 def test_chestxray14_sample_layout(own_mirror):

@@ -1,6 +1,7 @@
-"""ISIC 2019, NIH ChestX-ray14 and Kermany OCT: parsers, quirks, the sample mirror and the
-converter on it. No real files of these sets are in ../shared/realdata, so the formats are the
-ones DATASETS.md documents (sections 12a, 12d, 12e).
+"""ISIC 2019: the sample mirror's layout, the one-hot ground-truth and metadata CSVs (cell forms,
+bad rows naming the line, column aliases, the downsampled suffix), images without a row and rows
+without an image, and the converter keeping a lesion's images together. No real file of this set
+is in ../shared/realdata, so the formats are the ones this folder's README.md documents.
 """
 
 import copy
@@ -17,19 +18,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from medcurate import samples
 from medcurate.datasets import isic2019 as isic
 from medcurate.errors import CaseError, MedcurateError
-from medcurate.testing import build, sample_plan, unpacked
+from medcurate.testing import build, by_id, convert_and_gather, copy_tree, mirror_of, sample_plan, unpacked
 
 IDS = ("isic2019",)
 
 
 @pytest.fixture(scope="module")
 def own_mirror(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("cls-mirror")
-    samples.build(out, list(IDS))
-    return out
+    return mirror_of(tmp_path_factory.mktemp("cls-mirror"), *IDS)
 
 
 @pytest.fixture(scope="module")
@@ -44,20 +42,7 @@ def roots(own_mirror, tmp_path_factory):
 
 def editable(roots, ds: str, tmp_path: Path) -> Path:
     """A copy of a sample root that a test may modify (links resolved)."""
-    dest = tmp_path / ds
-    shutil.copytree(roots[ds], dest, symlinks=False)
-    return dest
-
-
-def by_id(cases):
-    return {c.case_id: c for c in cases}
-
-
-def convert_and_gather(root: Path, ds: str, out: Path) -> tuple[pd.DataFrame, dict]:
-    plan = copy.deepcopy(sample_plan(ds))
-    counts = build(root, plan, out / "work", out / "result")
-    manifest = pd.read_csv(out / "result" / "manifest.csv", dtype=str, keep_default_na=False)
-    return manifest.set_index("case_id"), counts
+    return copy_tree(roots[ds], tmp_path / ds)
 
 
 def test_isic_sample_layout(own_mirror):
