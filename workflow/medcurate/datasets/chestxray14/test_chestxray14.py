@@ -4,7 +4,6 @@ the single-channel conversion. No real file of this set is in ../shared/realdata
 are the ones this folder's README.md documents.
 """
 
-import copy
 import shutil
 import tarfile
 from pathlib import Path
@@ -19,7 +18,7 @@ from PIL import Image
 from medcurate import splits
 from medcurate.datasets import chestxray14 as cxr
 from medcurate.errors import CaseError, MedcurateError
-from medcurate.testing import by_id, convert_and_gather, copy_tree, mirror_of, prepared, sample_plan
+from medcurate.testing import by_id, convert_and_gather, copy_tree, mirror_of, plan_of, prepared, sample_plan
 
 IDS = ("chestxray14",)
 
@@ -159,7 +158,7 @@ def test_chestxray14_patient_in_both_lists_follows_split_conflicts(roots, tmp_pa
     train_val, test = next(root.rglob(cxr.TRAIN_VAL)), next(root.rglob(cxr.TEST))
     test.write_text(test.read_text().replace("00000005_000.png\n", ""))
     train_val.write_text(train_val.read_text() + "00000005_000.png\n")
-    plan = copy.deepcopy(sample_plan("chestxray14"))
+    plan = plan_of("chestxray14")
     cases = by_id(cxr.cases(root, plan))
     assert (cases["00000005_000"].split, cases["00000005_001"].split) == ("train", "test")
     df = pd.DataFrame([{"case_id": c.case_id, "patient_id": c.patient_id, "official_split": c.split,

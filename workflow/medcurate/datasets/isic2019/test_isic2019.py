@@ -4,7 +4,6 @@ without an image, and the converter keeping a lesion's images together. No real 
 is in ../shared/realdata, so the formats are the ones this folder's README.md documents.
 """
 
-import copy
 import csv
 import io
 import shutil
@@ -20,7 +19,7 @@ from PIL import Image
 
 from medcurate.datasets import isic2019 as isic
 from medcurate.errors import CaseError, MedcurateError
-from medcurate.testing import build, by_id, convert_and_gather, copy_tree, mirror_of, sample_plan, unpacked
+from medcurate.testing import build, by_id, convert_and_gather, copy_tree, mirror_of, plan_of, sample_plan, unpacked
 
 IDS = ("isic2019",)
 
@@ -192,7 +191,7 @@ def test_a_column_read_under_its_alias_is_recorded_in_dataset_json(roots, tmp_pa
     meta = next(root.rglob(isic.METADATA))
     header, rest = meta.read_text().split("\n", 1)
     meta.write_text(header.replace(",sex", ",gender") + "\n" + rest)
-    build(root, copy.deepcopy(sample_plan("isic2019")), tmp_path / "work", tmp_path / "out")
+    build(root, plan_of("isic2019"), tmp_path / "work", tmp_path / "out")
     info = json.loads((tmp_path / "out" / "dataset.json").read_text())
     assert info["release_facts"] == {"column_aliases": {isic.METADATA: {"gender": "sex"}}}
     assert "facts.json" not in (tmp_path / "out" / "SHA256SUMS").read_text()
