@@ -3,7 +3,7 @@ plugin: pyproject's addopts load it with ``-p medcurate.testing``, as tfds.testi
 dataset tests). Fixtures: ``realdata``, ``mirror``, ``plans``, ``sample_root``; helpers to
 assemble a sample release and run every step in-process (``build``), and the small helpers the
 dataset folders' tests share (``plan_of``, ``convert_rows``, ``png``, ``copy_tree``, ``by_id``,
-``check_enumerator``). Used from a checkout only: the paths below are the checkout's.
+``enumerator_fuzz``). Used from a checkout only: the paths below are the checkout's.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: workflow/medcurate/testing.py
 
@@ -249,6 +250,17 @@ def write_layout(root: Path, layout) -> Path:
     return root
 
 
+RETINAL_NAMES = st.one_of(
+    st.sampled_from(["im0001.ppm.gz", "im0001.ah.ppm.gz", "im0002.vk.ppm.gz", "im0044.ppm", "im12.ppm.gz",
+                     "Image_01L.jpg", "Image_01L_1stHO.png", "Image_02R_2ndHO.png", "Image_3L.jpg", "Image_01L.png",
+                     "21_training.tif", "01_test.tif", "01_manual1.gif", "21_training_mask.gif", "x.tif"]),
+    st.text(st.sampled_from("Imagest_0123LR.pnjgifvkah"), min_size=1, max_size=20),
+)
+"""File names of the retinal vessel sets (STARE, CHASE_DB1, DRIVE) and near misses: each set's
+enumerator is fuzzed with all three's names."""
+RETINAL_FOLDERS = ["", "images", "training/images", "test/1st_manual", "a/b"]
+
+
 def check_enumerator(module, dataset: str, root: Path, unique_ids: bool = True) -> None:
     """A dataset enumerator (``module.cases``) on any tree either raises a MedcurateError or
     returns cases that each have an image, a mask or a problem with a path, under distinct ids
@@ -264,3 +276,18 @@ def check_enumerator(module, dataset: str, root: Path, unique_ids: bool = True) 
     assert all(c.problem is None or c.problem.path is not None for c in found)
     if unique_ids:
         assert len(ids) == len(set(ids))
+
+
+def enumerator_fuzz(module, dataset: str, names, folders, max_examples: int = 60, unique_ids: bool = True):
+    """A bounded fuzz test of a dataset's enumerator: trees of up to 12 empty files, named by the
+    ``names`` strategy, in ``folders``, checked by ``check_enumerator``. Assign it to a test_ name
+    in the dataset's test module."""
+    layouts = st.lists(st.tuples(st.sampled_from(folders), names), max_size=12)
+
+    @settings(max_examples=max_examples, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(layout=layouts)
+    def test(tmp_path_factory, layout):
+        check_enumerator(module, dataset, write_layout(tmp_path_factory.mktemp("fuzz"), layout), unique_ids)
+
+    test.__doc__ = f"{dataset}'s enumerator raises only dataset errors on fuzzed trees"
+    return test

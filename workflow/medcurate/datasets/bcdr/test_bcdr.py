@@ -18,7 +18,7 @@ from medcurate.convert import convert_shard, enumerate_cases
 from medcurate.datasets import bcdr
 from medcurate.datasets.bcdr.sample import lesions, tif_bytes
 from medcurate.errors import CaseError, MedcurateError
-from medcurate.testing import by_id, plan_of, with_exclusions
+from medcurate.testing import by_id, copy_tree, plan_of, with_exclusions
 
 REAL = "BCDR/bcdr_d02_outlines.EXCERPT.csv"
 
@@ -205,9 +205,7 @@ def test_convert_shard_reads_16bit_tifs(root, plan, tmp_path):
 
 @pytest.fixture
 def copy_root(root, tmp_path):
-    dest = tmp_path / "root"
-    shutil.copytree(root, dest)
-    return dest
+    return copy_tree(root, tmp_path / "root")  # links followed: the copy\'s files can be edited
 
 
 def outlines_csv(root, subset="d01"):

@@ -11,14 +11,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from PIL import Image
 
 from medcurate.datasets import chase_db1
 from medcurate.datasets.chase_db1 import sample
 from medcurate.errors import MedcurateError
-from medcurate.testing import check_enumerator, convert_rows, copy_tree, plan_of, png, unpacked, write_layout
+from medcurate.testing import (
+    RETINAL_FOLDERS,
+    RETINAL_NAMES,
+    convert_rows,
+    copy_tree,
+    enumerator_fuzz,
+    plan_of,
+    png,
+    unpacked,
+)
 
 IDS = ("chase_db1",)
 
@@ -134,18 +141,5 @@ def test_catalogue_entries(plan):
     assert plan["access"]["mode"] == ("manual" if plan["id"] == "drive" else "open")
 
 
-NAMES = st.one_of(
-    st.sampled_from(["im0001.ppm.gz", "im0001.ah.ppm.gz", "im0002.vk.ppm.gz", "im0044.ppm", "im12.ppm.gz",
-                     "Image_01L.jpg", "Image_01L_1stHO.png", "Image_02R_2ndHO.png", "Image_3L.jpg", "Image_01L.png",
-                     "21_training.tif", "01_test.tif", "01_manual1.gif", "21_training_mask.gif", "x.tif"]),
-    st.text(st.sampled_from("Imagest_0123LR.pnjgifvkah"), min_size=1, max_size=20),
-)
-LAYOUT = st.lists(st.tuples(st.sampled_from(["", "images", "training/images", "test/1st_manual", "a/b"]), NAMES),
-                  max_size=12)
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(layout=LAYOUT)
-def test_fuzz_enumerators_raise_only_dataset_errors(tmp_path_factory, layout):
-    root = write_layout(tmp_path_factory.mktemp("fuzz"), layout)
-    check_enumerator(chase_db1, "chase_db1", root)
+test_fuzz_enumerators_raise_only_dataset_errors = enumerator_fuzz(chase_db1, "chase_db1",
+                                                                 RETINAL_NAMES, RETINAL_FOLDERS)

@@ -30,8 +30,8 @@ def own_mirror(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def roots(own_mirror, tmp_path_factory):
-    """Each dataset's sample release assembled the way the workflow does (ChestX-ray14's CSV and
-    lists are the manual part)."""
+    """ChestX-ray14's sample release assembled the way the workflow does (its CSV and lists
+    are the manual part)."""
     base = tmp_path_factory.mktemp("cls-roots")
     return {
         "chestxray14": prepared(own_mirror, sample_plan("chestxray14"), base / "chestxray14"),

@@ -31,8 +31,7 @@ def own_mirror(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def roots(own_mirror, tmp_path_factory):
-    """Each dataset's sample release assembled the way the workflow does (ChestX-ray14's CSV and
-    lists are the manual part)."""
+    """ISIC 2019's sample release unpacked the way the workflow does."""
     base = tmp_path_factory.mktemp("cls-roots")
     return {
         "isic2019": unpacked(own_mirror, "isic2019", base / "isic2019"),

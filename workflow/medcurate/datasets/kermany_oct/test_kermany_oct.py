@@ -28,8 +28,7 @@ def own_mirror(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def roots(own_mirror, tmp_path_factory):
-    """Each dataset's sample release assembled the way the workflow does (ChestX-ray14's CSV and
-    lists are the manual part)."""
+    """Kermany OCT's sample release unpacked the way the workflow does."""
     base = tmp_path_factory.mktemp("cls-roots")
     return {
         "kermany_oct": unpacked(own_mirror, "kermany_oct", base / "kermany_oct"),

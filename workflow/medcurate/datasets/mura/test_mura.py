@@ -17,7 +17,7 @@ from PIL import Image
 from medcurate.convert import convert_shard, enumerate_cases
 from medcurate.datasets import mura
 from medcurate.errors import MedcurateError
-from medcurate.testing import by_id, plan_of
+from medcurate.testing import by_id, copy_tree, plan_of
 
 
 def quarantine(out):
@@ -40,9 +40,7 @@ def mura_root(sample_root):
 
 @pytest.fixture
 def mura_copy(mura_root, tmp_path):
-    dest = tmp_path / "mura"
-    shutil.copytree(mura_root, dest)
-    return dest
+    return copy_tree(mura_root, tmp_path / "mura")  # links followed: the copy\'s files can be edited
 
 
 def release(root):

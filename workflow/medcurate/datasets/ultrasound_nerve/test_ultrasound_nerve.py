@@ -22,7 +22,7 @@ from medcurate.convert import PART, convert_shard, enumerate_cases
 from medcurate.datasets import ultrasound_nerve as nerve
 from medcurate.datasets.ultrasound_nerve import sample
 from medcurate.errors import CaseError, MedcurateError
-from medcurate.testing import by_id, plan_of, prepared, sample_plan, with_exclusions
+from medcurate.testing import by_id, copy_tree, plan_of, prepared, sample_plan, with_exclusions
 
 ID = "ultrasound_nerve"
 
@@ -46,9 +46,7 @@ def plan():
 
 @pytest.fixture
 def copy_root(root, tmp_path):
-    dest = tmp_path / "root"
-    shutil.copytree(root, dest)  # links followed: the copy's files can be edited
-    return dest
+    return copy_tree(root, tmp_path / "root")  # links followed: the copy\'s files can be edited
 
 
 def table(root):
