@@ -249,10 +249,10 @@ def test_catalogue_entries(plan):
     assert plan["modality"] == "fundus" and plan["task"] == "segmentation"
     assert plan["labels"]["mask"] == {"background": 0, "vessel": 1}
     assert plan["labels"]["extra_masks"]["observer2"] == {"background": 0, "vessel": 1}
-    assert ("fov" in plan["labels"]["extra_masks"]) == (plan["id"] == "drive")  # STARE/CHASE ship none
+    assert "fov" in plan["labels"]["extra_masks"]  # DRIVE ships field-of-view masks
     assert plan["convert"]["image_mode"] == "RGB"
     assert plan["clean"]["fill_holes"] is False and plan["clean"]["min_component_area"] == 0
-    assert plan["access"]["mode"] == ("manual" if plan["id"] == "drive" else "open")
+    assert plan["access"]["mode"] == "manual"
 
 
 # Duplicate DRIVE ids are allowed here: enumerate_cases rejects them.

@@ -159,10 +159,10 @@ def test_catalogue_entries(plan):
     assert plan["modality"] == "fundus" and plan["task"] == "segmentation"
     assert plan["labels"]["mask"] == {"background": 0, "vessel": 1}
     assert plan["labels"]["extra_masks"]["observer2"] == {"background": 0, "vessel": 1}
-    assert ("fov" in plan["labels"]["extra_masks"]) == (plan["id"] == "drive")  # STARE/CHASE ship none
+    assert "fov" not in plan["labels"]["extra_masks"]  # STARE ships no field-of-view masks
     assert plan["convert"]["image_mode"] == "RGB"
     assert plan["clean"]["fill_holes"] is False and plan["clean"]["min_component_area"] == 0
-    assert plan["access"]["mode"] == ("manual" if plan["id"] == "drive" else "open")
+    assert plan["access"]["mode"] == "open"
 
 
 test_fuzz_enumerators_raise_only_dataset_errors = enumerator_fuzz(stare, "stare",
