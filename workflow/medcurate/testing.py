@@ -1,13 +1,17 @@
 """Test helpers for medcurate's tests, in the checkout and in each dataset folder (a pytest
 plugin: pyproject's addopts load it with ``-p medcurate.testing``, as tfds.testing serves TFDS's
 dataset tests). Fixtures: ``realdata``, ``mirror``, ``plans``, ``sample_root``; helpers to
-assemble a sample release and run every step in-process (``build``). Used from a checkout only:
-the paths below are the checkout's.
+assemble a sample release and run every step in-process (``build``), and the small helpers the
+dataset folders' tests share (``plan_of``, ``convert_rows``, ``png``, ``copy_tree``, ``by_id``,
+``enumerator_fuzz``). Used from a checkout only: the paths below are the checkout's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import csv
+import functools
 import os
 import shutil
 import signal
@@ -15,7 +19,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: workflow/medcurate/testing.py
 
@@ -174,3 +179,115 @@ def within(seconds: float = 10):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+@functools.cache
+def _plan(dataset: str) -> dict:
+    return sample_plan(dataset)  # validates the whole catalogue: done once per dataset
+
+
+def plan_of(dataset: str) -> dict:
+    """A dataset's sample plan (as ``sample_plan``), resolved once per session; each call returns
+    a fresh copy that the caller may modify."""
+    return copy.deepcopy(_plan(dataset))
+
+
+def mirror_of(dest: Path, *datasets: str) -> Path:
+    """A sample mirror in ``dest`` holding only the given datasets (cheaper than ``mirror``)."""
+    from medcurate import samples
+
+    samples.build(dest, list(datasets))
+    return dest
+
+
+def convert_rows(root: Path, plan: dict, out: Path) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Run the generic conversion on root; return ({case_id: manifest row}, {case_id: quarantine row})."""
+    from medcurate.convert import convert_shard
+
+    convert_shard(root, plan, 0, 1, out)
+    rows = with_exclusions(out, plan)
+    quarantined = {r["case_id"]: r for r in csv.DictReader((out / "quarantine.csv").open())}
+    return rows, quarantined
+
+
+def convert_and_gather(root: Path, dataset: str, out: Path):
+    """Every step on root with the dataset's sample plan (``build``); return (the published
+    manifest indexed by case_id, publish's counts)."""
+    import pandas as pd
+
+    counts = build(root, plan_of(dataset), out / "work", out / "result")
+    manifest = pd.read_csv(out / "result" / "manifest.csv", dtype=str, keep_default_na=False)
+    return manifest.set_index("case_id"), counts
+
+
+def png(path: Path):
+    """An image file's pixels as a numpy array."""
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(path))
+
+
+def copy_tree(src: Path, dest: Path) -> Path:
+    """A copy of a (sample) root that a test may modify, links resolved."""
+    shutil.copytree(src, dest, symlinks=False)
+    return dest
+
+
+def by_id(cases) -> dict:
+    """{case_id: case} of an enumerator's cases."""
+    return {c.case_id: c for c in cases}
+
+
+def write_layout(root: Path, layout) -> Path:
+    """Empty files at (folder, name) pairs under root, as a fuzz test draws them (names that are
+    not one path component are skipped)."""
+    for folder, name in layout:
+        if name in (".", "..") or "/" in name:
+            continue
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        (root / folder / name).write_bytes(b"")
+    return root
+
+
+RETINAL_NAMES = st.one_of(
+    st.sampled_from(["im0001.ppm.gz", "im0001.ah.ppm.gz", "im0002.vk.ppm.gz", "im0044.ppm", "im12.ppm.gz",
+                     "Image_01L.jpg", "Image_01L_1stHO.png", "Image_02R_2ndHO.png", "Image_3L.jpg", "Image_01L.png",
+                     "21_training.tif", "01_test.tif", "01_manual1.gif", "21_training_mask.gif", "x.tif"]),
+    st.text(st.sampled_from("Imagest_0123LR.pnjgifvkah"), min_size=1, max_size=20),
+)
+"""File names of the retinal vessel sets (STARE, CHASE_DB1, DRIVE) and near misses: each set's
+enumerator is fuzzed with all three's names."""
+RETINAL_FOLDERS = ["", "images", "training/images", "test/1st_manual", "a/b"]
+
+
+def check_enumerator(module, dataset: str, root: Path, unique_ids: bool = True) -> None:
+    """A dataset enumerator (``module.cases``) on any tree either raises a MedcurateError or
+    returns cases that each have an image, a mask or a problem with a path, under distinct ids
+    (``unique_ids=False`` where enumerate_cases, not the enumerator, rejects duplicates)."""
+    from medcurate.errors import MedcurateError
+
+    try:
+        found = module.cases(root, plan_of(dataset))
+    except MedcurateError:
+        return
+    ids = [c.case_id for c in found]
+    assert all(c.image is not None or c.problem is not None or c.mask is not None for c in found)
+    assert all(c.problem is None or c.problem.path is not None for c in found)
+    if unique_ids:
+        assert len(ids) == len(set(ids))
+
+
+def enumerator_fuzz(module, dataset: str, names, folders, max_examples: int = 60, unique_ids: bool = True):
+    """A bounded fuzz test of a dataset's enumerator: trees of up to 12 empty files, named by the
+    ``names`` strategy, in ``folders``, checked by ``check_enumerator``. Assign it to a test_ name
+    in the dataset's test module."""
+    layouts = st.lists(st.tuples(st.sampled_from(folders), names), max_size=12)
+
+    @settings(max_examples=max_examples, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(layout=layouts)
+    def test(tmp_path_factory, layout):
+        check_enumerator(module, dataset, write_layout(tmp_path_factory.mktemp("fuzz"), layout), unique_ids)
+
+    test.__doc__ = f"{dataset}'s enumerator raises only dataset errors on fuzzed trees"
+    return test

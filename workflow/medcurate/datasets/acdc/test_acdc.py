@@ -1,7 +1,6 @@
 """ACDC: Info.cfg parsing, ED/ES frames picked from Info.cfg and cross-checked against the 4D
 series, patient x phase cases, the sample's layout and the zip-bomb quirk, and the conversion."""
 
-import copy
 import io
 import shutil
 import zipfile
@@ -16,7 +15,7 @@ from medcurate.convert import convert_shard, enumerate_cases
 from medcurate.datasets import acdc
 from medcurate.datasets.acdc.sample import CITATION, info_cfg, nifti_gz
 from medcurate.errors import CaseError, MedcurateError
-from medcurate.testing import sample_plan, unpacked, with_exclusions
+from medcurate.testing import by_id, plan_of, sample_plan, unpacked, with_exclusions
 from medcurate.unpack import Limits, unpack
 
 # The form of a real Info.cfg (patient001, quoted in mathpluscode/CineMA's README).
@@ -37,11 +36,7 @@ def root(sample, tmp_path):
 
 @pytest.fixture
 def plan():
-    return copy.deepcopy(sample_plan("acdc"))
-
-
-def by_id(cases):
-    return {c.case_id: c for c in cases}
+    return plan_of("acdc")
 
 
 # ------------------------------------------------------------------ Info.cfg

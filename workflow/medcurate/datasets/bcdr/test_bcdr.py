@@ -1,7 +1,6 @@
 """BCDR: the ', '-separated outline CSVs (real excerpt), several lesions per image -> one label
 map, every subset found, and the sample mirror's format."""
 
-import copy
 import csv
 import io
 import shutil
@@ -19,7 +18,7 @@ from medcurate.convert import convert_shard, enumerate_cases
 from medcurate.datasets import bcdr
 from medcurate.datasets.bcdr.sample import lesions, tif_bytes
 from medcurate.errors import CaseError, MedcurateError
-from medcurate.testing import sample_plan, with_exclusions
+from medcurate.testing import by_id, copy_tree, plan_of, with_exclusions
 
 REAL = "BCDR/bcdr_d02_outlines.EXCERPT.csv"
 
@@ -31,11 +30,7 @@ def root(sample_root):
 
 @pytest.fixture
 def plan():
-    return copy.deepcopy(sample_plan("bcdr"))
-
-
-def by_id(cases):
-    return {c.case_id: c for c in cases}
+    return plan_of("bcdr")
 
 
 # ------------------------------------------------------------------ the real excerpt
@@ -210,9 +205,7 @@ def test_convert_shard_reads_16bit_tifs(root, plan, tmp_path):
 
 @pytest.fixture
 def copy_root(root, tmp_path):
-    dest = tmp_path / "root"
-    shutil.copytree(root, dest)
-    return dest
+    return copy_tree(root, tmp_path / "root")  # links followed: the copy\'s files can be edited
 
 
 def outlines_csv(root, subset="d01"):

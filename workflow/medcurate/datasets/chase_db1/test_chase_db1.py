@@ -1,12 +1,9 @@
-"""Retinal vessel datasets DRIVE, STARE and CHASE_DB1: the real DRIVE and CHASE_DB1 files converted
-without loss, each dataset's quirks (GIF palettes, gzipped PPMs inside tars, stems that differ,
-both eyes of a child in one split, missing first-observer labels), the sample mirror's layout and
-formats, and bounded fuzzing of the enumerators and the gzip/PPM reader.
+"""CHASE_DB1: the real files converted without loss, the sample's flat zip with stems that differ
+between images and labels, both eyes of a child kept in one split at the conventional boundary,
+a missing first-observer label and an orphan label, a release without files or with a duplicate,
+the catalogue entry, and bounded fuzzing of the enumerator.
 """
 
-import copy
-import csv
-import functools
 import io
 import shutil
 import zipfile
@@ -14,15 +11,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from PIL import Image
 
-from medcurate.convert import convert_shard
 from medcurate.datasets import chase_db1
 from medcurate.datasets.chase_db1 import sample
 from medcurate.errors import MedcurateError
-from medcurate.testing import sample_plan, unpacked, with_exclusions
+from medcurate.testing import (
+    RETINAL_FOLDERS,
+    RETINAL_NAMES,
+    convert_rows,
+    copy_tree,
+    enumerator_fuzz,
+    plan_of,
+    png,
+    unpacked,
+)
 
 IDS = ("chase_db1",)
 
@@ -40,32 +43,6 @@ def plan(request):
     return plan_of(request.param)
 
 
-@functools.cache
-def _plan(dataset: str) -> dict:
-    return sample_plan(dataset)  # validates the whole catalogue: done once per dataset
-
-
-def plan_of(dataset: str) -> dict:
-    return copy.deepcopy(_plan(dataset))
-
-
-def convert(root: Path, plan: dict, out: Path) -> tuple[dict[str, dict], dict[str, dict]]:
-    """Run the generic conversion on root; return ({case_id: manifest row}, {case_id: quarantine row})."""
-    convert_shard(root, plan, 0, 1, out)
-    rows = with_exclusions(out, plan)
-    quarantined = {r["case_id"]: r for r in csv.DictReader((out / "quarantine.csv").open())}
-    return rows, quarantined
-
-
-def png(path: Path) -> np.ndarray:
-    return np.asarray(Image.open(path))
-
-
-def copy_tree(src: Path, dest: Path) -> Path:
-    shutil.copytree(src, dest, symlinks=False)
-    return dest
-
-
 @pytest.mark.realdata
 def test_real_chase_converts_without_loss(realdata, tmp_path):
     root = tmp_path / "root" / "CHASEDB1"
@@ -77,7 +54,7 @@ def test_real_chase_converts_without_loss(realdata, tmp_path):
     with Image.open(root / "Image_01L.jpg") as im:
         assert (im.format, im.mode, im.size) == ("JPEG", "RGB", (999, 960))
     plan = plan_of("chase_db1")
-    rows, quarantined = convert(root.parent, plan, tmp_path / "out")
+    rows, quarantined = convert_rows(root.parent, plan, tmp_path / "out")
     assert not quarantined and list(rows) == ["Image_01L"]
     row = rows["Image_01L"]
     assert (row["patient_id"], row["official_split"], row["eye"]) == ("child01", "train", "L")
@@ -104,7 +81,7 @@ def test_chase_sample_is_a_flat_zip_with_differing_stems(mirror):
 
 
 def test_chase_sample_pairs_stems_and_keeps_both_eyes_together(roots, tmp_path):
-    rows, quarantined = convert(roots["chase_db1"], plan_of("chase_db1"), tmp_path)
+    rows, quarantined = convert_rows(roots["chase_db1"], plan_of("chase_db1"), tmp_path)
     assert not quarantined
     assert {cid: (r["patient_id"], r["official_split"], r["eye"]) for cid, r in rows.items()} == {
         "Image_01L": ("child01", "train", "L"), "Image_01R": ("child01", "train", "R"),
@@ -136,7 +113,7 @@ def test_chase_missing_first_observer_and_orphan_label(roots, tmp_path):
     root = copy_tree(roots["chase_db1"], tmp_path / "root")
     (root / "CHASEDB1/Image_01R_1stHO.png").unlink()
     (root / "CHASEDB1/Image_02L.jpg").unlink()
-    rows, quarantined = convert(root, plan_of("chase_db1"), tmp_path / "out")
+    rows, quarantined = convert_rows(root, plan_of("chase_db1"), tmp_path / "out")
     assert sorted(quarantined) == ["Image_01R", "Image_02L"] and len(rows) == 4
     assert quarantined["Image_01R"]["source"] == "CHASEDB1/Image_01R_1stHO.png"
     assert quarantined["Image_01R"]["reason"].startswith("first-observer vessel mask is missing")
@@ -158,37 +135,11 @@ def test_catalogue_entries(plan):
     assert plan["modality"] == "fundus" and plan["task"] == "segmentation"
     assert plan["labels"]["mask"] == {"background": 0, "vessel": 1}
     assert plan["labels"]["extra_masks"]["observer2"] == {"background": 0, "vessel": 1}
-    assert ("fov" in plan["labels"]["extra_masks"]) == (plan["id"] == "drive")  # STARE/CHASE ship none
+    assert "fov" not in plan["labels"]["extra_masks"]  # CHASE_DB1 ships no field-of-view masks
     assert plan["convert"]["image_mode"] == "RGB"
     assert plan["clean"]["fill_holes"] is False and plan["clean"]["min_component_area"] == 0
-    assert plan["access"]["mode"] == ("manual" if plan["id"] == "drive" else "open")
+    assert plan["access"]["mode"] == "open"
 
 
-NAMES = st.one_of(
-    st.sampled_from(["im0001.ppm.gz", "im0001.ah.ppm.gz", "im0002.vk.ppm.gz", "im0044.ppm", "im12.ppm.gz",
-                     "Image_01L.jpg", "Image_01L_1stHO.png", "Image_02R_2ndHO.png", "Image_3L.jpg", "Image_01L.png",
-                     "21_training.tif", "01_test.tif", "01_manual1.gif", "21_training_mask.gif", "x.tif"]),
-    st.text(st.sampled_from("Imagest_0123LR.pnjgifvkah"), min_size=1, max_size=20),
-)
-LAYOUT = st.lists(st.tuples(st.sampled_from(["", "images", "training/images", "test/1st_manual", "a/b"]), NAMES),
-                  max_size=12)
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(layout=LAYOUT)
-def test_fuzz_enumerators_raise_only_dataset_errors(tmp_path_factory, layout):
-    root = tmp_path_factory.mktemp("fuzz")
-    for folder, name in layout:
-        if name in (".", "..") or "/" in name:
-            continue
-        (root / folder).mkdir(parents=True, exist_ok=True)
-        (root / folder / name).write_bytes(b"")
-    for module, dataset in ((chase_db1, "chase_db1"),):
-        try:
-            found = module.cases(root, plan_of(dataset))
-        except MedcurateError:
-            continue
-        ids = [c.case_id for c in found]
-        assert all(c.image is not None or c.problem is not None or c.mask is not None for c in found)
-        assert all(c.problem is None or c.problem.path is not None for c in found)
-        assert len(ids) == len(set(ids)) or dataset == "drive"  # duplicate DRIVE ids fail in enumerate_cases
+test_fuzz_enumerators_raise_only_dataset_errors = enumerator_fuzz(chase_db1, "chase_db1",
+                                                                 RETINAL_NAMES, RETINAL_FOLDERS)

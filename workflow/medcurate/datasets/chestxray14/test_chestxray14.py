@@ -1,9 +1,9 @@
-"""ISIC 2019, NIH ChestX-ray14 and Kermany OCT: parsers, quirks, the sample mirror and the
-converter on it. No real files of these sets are in ../shared/realdata, so the formats are the
-ones DATASETS.md documents (sections 12a, 12d, 12e).
+"""NIH ChestX-ray14: the sample mirror's layout, Data_Entry CSV header variants and bad rows, the
+official train/test lists (problems, orphans, a patient in both), an image in two archives, and
+the single-channel conversion. No real file of this set is in ../shared/realdata, so the formats
+are the ones this folder's README.md documents.
 """
 
-import copy
 import shutil
 import tarfile
 from pathlib import Path
@@ -15,25 +15,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from medcurate import samples, splits
+from medcurate import splits
 from medcurate.datasets import chestxray14 as cxr
 from medcurate.errors import CaseError, MedcurateError
-from medcurate.testing import build, prepared, sample_plan
+from medcurate.testing import by_id, convert_and_gather, copy_tree, mirror_of, plan_of, prepared, sample_plan
 
 IDS = ("chestxray14",)
 
 
 @pytest.fixture(scope="module")
 def own_mirror(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("cls-mirror")
-    samples.build(out, list(IDS))
-    return out
+    return mirror_of(tmp_path_factory.mktemp("cls-mirror"), *IDS)
 
 
 @pytest.fixture(scope="module")
 def roots(own_mirror, tmp_path_factory):
-    """Each dataset's sample release assembled the way the workflow does (ChestX-ray14's CSV and
-    lists are the manual part)."""
+    """ChestX-ray14's sample release assembled the way the workflow does (its CSV and lists
+    are the manual part)."""
     base = tmp_path_factory.mktemp("cls-roots")
     return {
         "chestxray14": prepared(own_mirror, sample_plan("chestxray14"), base / "chestxray14"),
@@ -42,20 +40,7 @@ def roots(own_mirror, tmp_path_factory):
 
 def editable(roots, ds: str, tmp_path: Path) -> Path:
     """A copy of a sample root that a test may modify (links resolved)."""
-    dest = tmp_path / ds
-    shutil.copytree(roots[ds], dest, symlinks=False)
-    return dest
-
-
-def by_id(cases):
-    return {c.case_id: c for c in cases}
-
-
-def convert_and_gather(root: Path, ds: str, out: Path) -> tuple[pd.DataFrame, dict]:
-    plan = copy.deepcopy(sample_plan(ds))
-    counts = build(root, plan, out / "work", out / "result")
-    manifest = pd.read_csv(out / "result" / "manifest.csv", dtype=str, keep_default_na=False)
-    return manifest.set_index("case_id"), counts
+    return copy_tree(roots[ds], tmp_path / ds)
 
 
 def test_chestxray14_sample_layout(own_mirror):
@@ -173,7 +158,7 @@ def test_chestxray14_patient_in_both_lists_follows_split_conflicts(roots, tmp_pa
     train_val, test = next(root.rglob(cxr.TRAIN_VAL)), next(root.rglob(cxr.TEST))
     test.write_text(test.read_text().replace("00000005_000.png\n", ""))
     train_val.write_text(train_val.read_text() + "00000005_000.png\n")
-    plan = copy.deepcopy(sample_plan("chestxray14"))
+    plan = plan_of("chestxray14")
     cases = by_id(cxr.cases(root, plan))
     assert (cases["00000005_000"].split, cases["00000005_001"].split) == ("train", "test")
     df = pd.DataFrame([{"case_id": c.case_id, "patient_id": c.patient_id, "official_split": c.split,

@@ -1,17 +1,15 @@
 """CheXpert v1.0: train.csv / valid.csv, paths of both release namings, the official valid set,
 and the converter on the sample (DATASETS.md section 14; no real file of the release is here)."""
 
-import copy
 import csv
 import io
 import shutil
 
 import pandas as pd
 import pytest
-from medcurate.testing import build, prepared, sample_plan
+from medcurate.testing import build, by_id, copy_tree, mirror_of, plan_of, prepared, sample_plan
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from medcurate import samples
 from medcurate.datasets import chexpert
 from medcurate.families import cxr
 from medcurate.errors import CaseError, MedcurateError
@@ -23,19 +21,12 @@ HEADER = ("Path,Sex,Age,Frontal/Lateral,AP/PA,No Finding,Enlarged Cardiomediasti
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     base = tmp_path_factory.mktemp("chexpert")
-    samples.build(base / "mirror", ["chexpert"])
-    return prepared(base / "mirror", sample_plan("chexpert"), base / "root")
+    return prepared(mirror_of(base / "mirror", "chexpert"), sample_plan("chexpert"), base / "root")
 
 
 @pytest.fixture
 def editable(root, tmp_path):
-    dest = tmp_path / "chexpert"
-    shutil.copytree(root, dest, symlinks=False)
-    return dest
-
-
-def by_id(cases):
-    return {c.case_id: c for c in cases}
+    return copy_tree(root, tmp_path / "chexpert")
 
 
 def test_sample_tables_have_the_real_header_and_conventions(root):
@@ -109,7 +100,7 @@ def test_missing_table_or_column_fails_naming_it(editable):
 
 
 def test_converts_with_valid_as_val_and_test_carved_by_patient(root, tmp_path):
-    counts = build(root, copy.deepcopy(sample_plan("chexpert")), tmp_path / "work", tmp_path / "out")
+    counts = build(root, plan_of("chexpert"), tmp_path / "work", tmp_path / "out")
     m = pd.read_csv(tmp_path / "out" / "manifest.csv", dtype=str, keep_default_na=False).set_index("case_id")
     assert counts["cases"] == 10 and counts["quarantined"] == 1
     assert set(m.loc[m.official_split == "val", "split"]) == {"val"} and counts["splits"]["val"]["patients"] == 2

@@ -1,7 +1,6 @@
 """CSAW-S: the authors' validation split file, the per-class maps -> label map, the test set's
 annotator option, the 8-bit sibling, and the sample mirror's layout."""
 
-import copy
 import json
 import shutil
 import zipfile
@@ -21,7 +20,7 @@ from medcurate.atomic import file_digest
 from medcurate.convert import convert_shard, enumerate_cases
 from medcurate.datasets import csaw_s
 from medcurate.errors import CaseError, MedcurateError
-from medcurate.testing import sample_plan
+from medcurate.testing import by_id, copy_tree, plan_of
 
 CATALOGUE = yaml.safe_load((Path(__file__).parent / "dataset.yaml").read_text())
 
@@ -33,11 +32,7 @@ def root(sample_root):
 
 @pytest.fixture
 def plan():
-    return copy.deepcopy(sample_plan("csaw_s"))
-
-
-def by_id(cases):
-    return {c.case_id: c for c in cases}
+    return plan_of("csaw_s")
 
 
 def label_map(case, plan):
@@ -182,9 +177,7 @@ def test_convert_shard_writes_the_documented_columns(root, plan, tmp_path):
 
 @pytest.fixture
 def copy_root(root, tmp_path):
-    dest = tmp_path / "root"
-    shutil.copytree(root, dest)
-    return dest
+    return copy_tree(root, tmp_path / "root")  # links followed: the copy\'s files can be edited
 
 
 def patient_dir(root, patient="000"):

@@ -1,12 +1,9 @@
-"""Retinal vessel datasets DRIVE, STARE and CHASE_DB1: the real DRIVE and CHASE_DB1 files converted
-without loss, each dataset's quirks (GIF palettes, gzipped PPMs inside tars, stems that differ,
-both eyes of a child in one split, missing first-observer labels), the sample mirror's layout and
-formats, and bounded fuzzing of the enumerators and the gzip/PPM reader.
+"""DRIVE: the real files' documented formats converted without loss, the sample's layout and
+formats, GIF palettes and 1-bit labels, the field-of-view mask and second observer, test images
+without a first-observer label quarantined, the gated release (what to place, the Grand Challenge
+message, training and test zips), the catalogue entry, and bounded fuzzing of the enumerator.
 """
 
-import copy
-import csv
-import functools
 import io
 import shutil
 import zipfile
@@ -14,17 +11,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from PIL import Image
 
 from medcurate import samples
-from medcurate.convert import convert_shard, enumerate_cases
+from medcurate.convert import enumerate_cases
 from medcurate.datasets import drive
 from medcurate.datasets.drive import sample
 from medcurate.errors import ManualDataError, MedcurateError
 from medcurate.manual import prepare
-from medcurate.testing import prepared, sample_plan, with_exclusions
+from medcurate.testing import (
+    RETINAL_FOLDERS,
+    RETINAL_NAMES,
+    convert_rows,
+    copy_tree,
+    enumerator_fuzz,
+    plan_of,
+    png,
+    prepared,
+    sample_plan,
+)
 from medcurate.unpack import Limits
 
 IDS = ("drive",)
@@ -41,32 +46,6 @@ def roots(mirror, tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(params=IDS)
 def plan(request):
     return plan_of(request.param)
-
-
-@functools.cache
-def _plan(dataset: str) -> dict:
-    return sample_plan(dataset)  # validates the whole catalogue: done once per dataset
-
-
-def plan_of(dataset: str) -> dict:
-    return copy.deepcopy(_plan(dataset))
-
-
-def convert(root: Path, plan: dict, out: Path) -> tuple[dict[str, dict], dict[str, dict]]:
-    """Run the generic conversion on root; return ({case_id: manifest row}, {case_id: quarantine row})."""
-    convert_shard(root, plan, 0, 1, out)
-    rows = with_exclusions(out, plan)
-    quarantined = {r["case_id"]: r for r in csv.DictReader((out / "quarantine.csv").open())}
-    return rows, quarantined
-
-
-def png(path: Path) -> np.ndarray:
-    return np.asarray(Image.open(path))
-
-
-def copy_tree(src: Path, dest: Path) -> Path:
-    shutil.copytree(src, dest, symlinks=False)
-    return dest
 
 
 REAL_DRIVE = {  # id: (vessel pixels in 1st_manual, FOV pixels in mask), counted in the real GIFs
@@ -105,7 +84,7 @@ def test_real_drive_converts_without_loss(real_drive, realdata, tmp_path):
     plan = plan_of("drive")
     cases = {c.case_id: c for c in enumerate_cases(real_drive, plan)}
     assert sorted(cases) == ["21_training", "22_training", "23_training"]
-    rows, quarantined = convert(real_drive, plan, tmp_path / "out")
+    rows, quarantined = convert_rows(real_drive, plan, tmp_path / "out")
     assert not quarantined
     for nn, (vessels, fov_pixels) in REAL_DRIVE.items():
         cid = f"{nn}_training"
@@ -136,7 +115,7 @@ def test_real_drive_test_image_without_1st_manual_is_quarantined(real_drive, tmp
     test = real_drive / "DRIVE" / "test"
     (test / "images").mkdir(parents=True)
     shutil.copy(real_drive / "DRIVE/training/images/21_training.tif", test / "images" / "01_test.tif")
-    rows, quarantined = convert(real_drive, plan_of("drive"), tmp_path / "out")
+    rows, quarantined = convert_rows(real_drive, plan_of("drive"), tmp_path / "out")
     assert set(rows) == {"21_training", "22_training", "23_training"}
     assert quarantined["01_test"]["source"] == "DRIVE/test/1st_manual/01_manual1.gif"
     assert "first-observer vessel mask is missing" in quarantined["01_test"]["reason"]
@@ -167,7 +146,7 @@ def test_drive_sample_layout_and_formats(mirror):
 
 
 def test_drive_sample_converts_with_fov_and_second_observer(roots, tmp_path):
-    rows, quarantined = convert(roots["drive"], plan_of("drive"), tmp_path)
+    rows, quarantined = convert_rows(roots["drive"], plan_of("drive"), tmp_path)
     assert not quarantined
     assert sorted(rows) == ["01_test", "02_test", "21_training", "22_training", "27_training"]
     for cid, row in rows.items():
@@ -214,7 +193,7 @@ def test_drive_one_bit_label_reads_like_the_gif(roots, tmp_path):
 def test_drive_test_set_without_1st_manual_is_quarantined(roots, tmp_path):
     root = copy_tree(roots["drive"], tmp_path / "root")
     shutil.rmtree(root / "DRIVE/DRIVE/test/1st_manual")
-    rows, quarantined = convert(root, plan_of("drive"), tmp_path / "out")
+    rows, quarantined = convert_rows(root, plan_of("drive"), tmp_path / "out")
     assert sorted(quarantined) == ["01_test", "02_test"] and len(rows) == 3
     assert quarantined["01_test"]["source"] == "DRIVE/DRIVE/test/1st_manual/01_manual1.gif"
     assert quarantined["01_test"]["reason"].startswith("first-observer vessel mask is missing")
@@ -226,7 +205,7 @@ def test_drive_label_without_image_and_mask_of_the_wrong_size(roots, tmp_path):
     fov = root / "DRIVE/DRIVE/training/mask/27_training_mask.gif"
     fov.unlink()
     Image.new("L", (100, 80)).save(fov, format="GIF")
-    rows, quarantined = convert(root, plan_of("drive"), tmp_path / "out")
+    rows, quarantined = convert_rows(root, plan_of("drive"), tmp_path / "out")
     assert quarantined["22_training"]["reason"] == "mask has no matching image"
     assert quarantined["22_training"]["source"] == "DRIVE/DRIVE/training/1st_manual/22_manual1.gif"
     assert quarantined["27_training"]["source"] == "DRIVE/DRIVE/training/mask/27_training_mask.gif"
@@ -270,37 +249,12 @@ def test_catalogue_entries(plan):
     assert plan["modality"] == "fundus" and plan["task"] == "segmentation"
     assert plan["labels"]["mask"] == {"background": 0, "vessel": 1}
     assert plan["labels"]["extra_masks"]["observer2"] == {"background": 0, "vessel": 1}
-    assert ("fov" in plan["labels"]["extra_masks"]) == (plan["id"] == "drive")  # STARE/CHASE ship none
+    assert "fov" in plan["labels"]["extra_masks"]  # DRIVE ships field-of-view masks
     assert plan["convert"]["image_mode"] == "RGB"
     assert plan["clean"]["fill_holes"] is False and plan["clean"]["min_component_area"] == 0
-    assert plan["access"]["mode"] == ("manual" if plan["id"] == "drive" else "open")
+    assert plan["access"]["mode"] == "manual"
 
 
-NAMES = st.one_of(
-    st.sampled_from(["im0001.ppm.gz", "im0001.ah.ppm.gz", "im0002.vk.ppm.gz", "im0044.ppm", "im12.ppm.gz",
-                     "Image_01L.jpg", "Image_01L_1stHO.png", "Image_02R_2ndHO.png", "Image_3L.jpg", "Image_01L.png",
-                     "21_training.tif", "01_test.tif", "01_manual1.gif", "21_training_mask.gif", "x.tif"]),
-    st.text(st.sampled_from("Imagest_0123LR.pnjgifvkah"), min_size=1, max_size=20),
-)
-LAYOUT = st.lists(st.tuples(st.sampled_from(["", "images", "training/images", "test/1st_manual", "a/b"]), NAMES),
-                  max_size=12)
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(layout=LAYOUT)
-def test_fuzz_enumerators_raise_only_dataset_errors(tmp_path_factory, layout):
-    root = tmp_path_factory.mktemp("fuzz")
-    for folder, name in layout:
-        if name in (".", "..") or "/" in name:
-            continue
-        (root / folder).mkdir(parents=True, exist_ok=True)
-        (root / folder / name).write_bytes(b"")
-    for module, dataset in ((drive, "drive"),):
-        try:
-            found = module.cases(root, plan_of(dataset))
-        except MedcurateError:
-            continue
-        ids = [c.case_id for c in found]
-        assert all(c.image is not None or c.problem is not None or c.mask is not None for c in found)
-        assert all(c.problem is None or c.problem.path is not None for c in found)
-        assert len(ids) == len(set(ids)) or dataset == "drive"  # duplicate DRIVE ids fail in enumerate_cases
+# Duplicate DRIVE ids are allowed here: enumerate_cases rejects them.
+test_fuzz_enumerators_raise_only_dataset_errors = enumerator_fuzz(drive, "drive", RETINAL_NAMES, RETINAL_FOLDERS,
+                                                                 unique_ids=False)

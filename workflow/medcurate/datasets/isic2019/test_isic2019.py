@@ -1,9 +1,9 @@
-"""ISIC 2019, NIH ChestX-ray14 and Kermany OCT: parsers, quirks, the sample mirror and the
-converter on it. No real files of these sets are in ../shared/realdata, so the formats are the
-ones DATASETS.md documents (sections 12a, 12d, 12e).
+"""ISIC 2019: the sample mirror's layout, the one-hot ground-truth and metadata CSVs (cell forms,
+bad rows naming the line, column aliases, the downsampled suffix), images without a row and rows
+without an image, and the converter keeping a lesion's images together. No real file of this set
+is in ../shared/realdata, so the formats are the ones this folder's README.md documents.
 """
 
-import copy
 import csv
 import io
 import shutil
@@ -17,25 +17,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from medcurate import samples
 from medcurate.datasets import isic2019 as isic
 from medcurate.errors import CaseError, MedcurateError
-from medcurate.testing import build, sample_plan, unpacked
+from medcurate.testing import build, by_id, convert_and_gather, copy_tree, mirror_of, plan_of, sample_plan, unpacked
 
 IDS = ("isic2019",)
 
 
 @pytest.fixture(scope="module")
 def own_mirror(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("cls-mirror")
-    samples.build(out, list(IDS))
-    return out
+    return mirror_of(tmp_path_factory.mktemp("cls-mirror"), *IDS)
 
 
 @pytest.fixture(scope="module")
 def roots(own_mirror, tmp_path_factory):
-    """Each dataset's sample release assembled the way the workflow does (ChestX-ray14's CSV and
-    lists are the manual part)."""
+    """ISIC 2019's sample release unpacked the way the workflow does."""
     base = tmp_path_factory.mktemp("cls-roots")
     return {
         "isic2019": unpacked(own_mirror, "isic2019", base / "isic2019"),
@@ -44,20 +40,7 @@ def roots(own_mirror, tmp_path_factory):
 
 def editable(roots, ds: str, tmp_path: Path) -> Path:
     """A copy of a sample root that a test may modify (links resolved)."""
-    dest = tmp_path / ds
-    shutil.copytree(roots[ds], dest, symlinks=False)
-    return dest
-
-
-def by_id(cases):
-    return {c.case_id: c for c in cases}
-
-
-def convert_and_gather(root: Path, ds: str, out: Path) -> tuple[pd.DataFrame, dict]:
-    plan = copy.deepcopy(sample_plan(ds))
-    counts = build(root, plan, out / "work", out / "result")
-    manifest = pd.read_csv(out / "result" / "manifest.csv", dtype=str, keep_default_na=False)
-    return manifest.set_index("case_id"), counts
+    return copy_tree(roots[ds], tmp_path / ds)
 
 
 def test_isic_sample_layout(own_mirror):
@@ -207,7 +190,7 @@ def test_a_column_read_under_its_alias_is_recorded_in_dataset_json(roots, tmp_pa
     meta = next(root.rglob(isic.METADATA))
     header, rest = meta.read_text().split("\n", 1)
     meta.write_text(header.replace(",sex", ",gender") + "\n" + rest)
-    build(root, copy.deepcopy(sample_plan("isic2019")), tmp_path / "work", tmp_path / "out")
+    build(root, plan_of("isic2019"), tmp_path / "work", tmp_path / "out")
     info = json.loads((tmp_path / "out" / "dataset.json").read_text())
     assert info["release_facts"] == {"column_aliases": {isic.METADATA: {"gender": "sex"}}}
     assert "facts.json" not in (tmp_path / "out" / "SHA256SUMS").read_text()

@@ -1,39 +1,34 @@
-"""ISIC 2019, NIH ChestX-ray14 and Kermany OCT: parsers, quirks, the sample mirror and the
-converter on it. No real files of these sets are in ../shared/realdata, so the formats are the
-ones DATASETS.md documents (sections 12a, 12d, 12e).
+"""Kermany OCT: the sample mirror's layout, labels and patients read from the paths (and their
+quirks), quarantine, and the converter moving a patient found in both train and test to test. No
+real file of this set is in ../shared/realdata, so the formats are the ones this folder's
+README.md documents.
 """
 
-import copy
-import shutil
 import tarfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from medcurate import samples, splits
+from medcurate import splits
 from medcurate.datasets import kermany_oct as oct_
 from medcurate.errors import CaseError
-from medcurate.testing import build, sample_plan, unpacked
+from medcurate.testing import by_id, convert_and_gather, copy_tree, mirror_of, sample_plan, unpacked
 
 IDS = ("kermany_oct",)
 
 
 @pytest.fixture(scope="module")
 def own_mirror(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("cls-mirror")
-    samples.build(out, list(IDS))
-    return out
+    return mirror_of(tmp_path_factory.mktemp("cls-mirror"), *IDS)
 
 
 @pytest.fixture(scope="module")
 def roots(own_mirror, tmp_path_factory):
-    """Each dataset's sample release assembled the way the workflow does (ChestX-ray14's CSV and
-    lists are the manual part)."""
+    """Kermany OCT's sample release unpacked the way the workflow does."""
     base = tmp_path_factory.mktemp("cls-roots")
     return {
         "kermany_oct": unpacked(own_mirror, "kermany_oct", base / "kermany_oct"),
@@ -42,20 +37,7 @@ def roots(own_mirror, tmp_path_factory):
 
 def editable(roots, ds: str, tmp_path: Path) -> Path:
     """A copy of a sample root that a test may modify (links resolved)."""
-    dest = tmp_path / ds
-    shutil.copytree(roots[ds], dest, symlinks=False)
-    return dest
-
-
-def by_id(cases):
-    return {c.case_id: c for c in cases}
-
-
-def convert_and_gather(root: Path, ds: str, out: Path) -> tuple[pd.DataFrame, dict]:
-    plan = copy.deepcopy(sample_plan(ds))
-    counts = build(root, plan, out / "work", out / "result")
-    manifest = pd.read_csv(out / "result" / "manifest.csv", dtype=str, keep_default_na=False)
-    return manifest.set_index("case_id"), counts
+    return copy_tree(roots[ds], tmp_path / ds)
 
 
 def test_kermany_sample_layout(own_mirror):

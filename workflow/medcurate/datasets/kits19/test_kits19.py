@@ -2,7 +2,6 @@
 RAS+ with every voxel in its place, lossless int16 imaging, the spacing cross-check, and the
 hand-placed repository clone."""
 
-import copy
 import json
 import logging
 import shutil
@@ -20,7 +19,7 @@ from medcurate.datasets import kits19
 from medcurate.datasets.kits19.sample import kits_affine
 from medcurate.errors import CaseError, ManualDataError, MedcurateError
 from medcurate.manual import prepare
-from medcurate.testing import prepared, sample_plan, with_exclusions
+from medcurate.testing import by_id, plan_of, prepared, sample_plan, with_exclusions
 from medcurate.unpack import Limits
 
 PIN = "456b293435b25303bbc7995f094f83a0afdff0eb"
@@ -40,15 +39,11 @@ def root(sample, tmp_path):
 
 @pytest.fixture
 def plan():
-    return copy.deepcopy(sample_plan("kits19"))
+    return plan_of("kits19")
 
 
 def data(root):
     return kits19.find_one(root, "kits.json").parent
-
-
-def by_id(cases):
-    return {c.case_id: c for c in cases}
 
 
 # ------------------------------------------------------------------ kits.json

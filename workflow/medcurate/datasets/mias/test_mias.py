@@ -1,10 +1,9 @@
-"""MURA (header-less CSVs, study labels, AppleDouble junk), ODIR-5K (per-patient xlsx, per-eye
-full-width-comma keywords, non-fundus flags) and mini-MIAS (variable-field Info.txt, bottom-left
-origin, circle masks). No real files of these three are in ../shared/realdata: the formats are
-checked against DATASETS.md facts written into the samples.
+"""mini-MIAS: the variable-field Info.txt (malformed rows, lines without a reference number,
+fuzzed), a woman's pair of films, circle masks placed by the bottom-left origin with malignant
+winning overlaps, the sample archive, and the converter. No real file of this set is in
+../shared/realdata: the formats are checked against the documented facts written into the sample.
 """
 
-import copy
 import shutil
 import tarfile
 
@@ -18,16 +17,12 @@ from medcurate import convert, curation
 from medcurate.convert import convert_shard, enumerate_cases
 from medcurate.datasets import mias
 from medcurate.errors import CaseError, MedcurateError
-from medcurate.testing import sample_plan, unpacked, with_exclusions
-
-
-def by_id(cases):
-    return {c.case_id: c for c in cases}
+from medcurate.testing import by_id, plan_of, unpacked, with_exclusions
 
 
 @pytest.fixture
 def plans():
-    return {ds: copy.deepcopy(sample_plan(ds)) for ds in ("mias",)}
+    return {ds: plan_of(ds) for ds in ("mias",)}
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 split, a subset download, and the converter on the sample. No real file of the release is here
 (credentialed); the formats are the PhysioNet page's (DATASETS.md section 13)."""
 
-import copy
 import csv
 import gzip
 import io
@@ -11,10 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from medcurate.testing import build, prepared, sample_plan
+from medcurate.testing import build, by_id, copy_tree, mirror_of, plan_of, prepared, sample_plan
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from medcurate import samples
 from medcurate.datasets import files
 from medcurate.families import cxr
 from medcurate.datasets import mimic_cxr_jpg as mimic
@@ -29,19 +27,12 @@ ORPHAN = "f6c90b1d-4c15e3f7-80a4c315-bdce6f70-b8c93a4b"
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     base = tmp_path_factory.mktemp("mimic")
-    samples.build(base / "mirror", ["mimic_cxr_jpg"])
-    return prepared(base / "mirror", sample_plan("mimic_cxr_jpg"), base / "root")
+    return prepared(mirror_of(base / "mirror", "mimic_cxr_jpg"), sample_plan("mimic_cxr_jpg"), base / "root")
 
 
 @pytest.fixture
 def editable(root, tmp_path):
-    dest = tmp_path / "mimic"
-    shutil.copytree(root, dest, symlinks=False)
-    return dest
-
-
-def by_id(cases):
-    return {c.case_id: c for c in cases}
+    return copy_tree(root, tmp_path / "mimic")
 
 
 def rewrite(path: Path, edit) -> None:
@@ -163,7 +154,7 @@ def test_broken_tables_fail_naming_the_file(editable):
 
 
 def test_converts_with_the_official_split_and_labels_per_study(root, tmp_path):
-    plan = copy.deepcopy(sample_plan("mimic_cxr_jpg"))
+    plan = plan_of("mimic_cxr_jpg")
     counts = build(root, plan, tmp_path / "work", tmp_path / "out")
     m = pd.read_csv(tmp_path / "out" / "manifest.csv", dtype=str, keep_default_na=False).set_index("case_id")
     assert counts["cases"] == 9 and counts["quarantined"] == 1 and counts["curated"] == 8

@@ -1,10 +1,9 @@
-"""MURA (header-less CSVs, study labels, AppleDouble junk), ODIR-5K (per-patient xlsx, per-eye
-full-width-comma keywords, non-fundus flags) and mini-MIAS (variable-field Info.txt, bottom-left
-origin, circle masks). No real files of these three are in ../shared/realdata: the formats are
-checked against DATASETS.md facts written into the samples.
+"""MURA: the header-less CSVs and study labels (bad lines named, fuzzed), the sample's layout,
+AppleDouble junk quarantined, images decoded as grey, labels disagreeing with the folder, listed
+missing or unlisted images, and paths of the other split. No real file of this set is in
+../shared/realdata: the formats are checked against the documented facts written into the sample.
 """
 
-import copy
 import csv
 import shutil
 import zipfile
@@ -18,11 +17,7 @@ from PIL import Image
 from medcurate.convert import convert_shard, enumerate_cases
 from medcurate.datasets import mura
 from medcurate.errors import MedcurateError
-from medcurate.testing import sample_plan
-
-
-def by_id(cases):
-    return {c.case_id: c for c in cases}
+from medcurate.testing import by_id, copy_tree, plan_of
 
 
 def quarantine(out):
@@ -35,7 +30,7 @@ def manifest(out):
 
 @pytest.fixture
 def plans():
-    return {ds: copy.deepcopy(sample_plan(ds)) for ds in ("mura",)}
+    return {ds: plan_of(ds) for ds in ("mura",)}
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +40,7 @@ def mura_root(sample_root):
 
 @pytest.fixture
 def mura_copy(mura_root, tmp_path):
-    dest = tmp_path / "mura"
-    shutil.copytree(mura_root, dest)
-    return dest
+    return copy_tree(mura_root, tmp_path / "mura")  # links followed: the copy\'s files can be edited
 
 
 def release(root):

@@ -1,10 +1,10 @@
-"""MURA (header-less CSVs, study labels, AppleDouble junk), ODIR-5K (per-patient xlsx, per-eye
-full-width-comma keywords, non-fundus flags) and mini-MIAS (variable-field Info.txt, bottom-left
-origin, circle masks). No real files of these three are in ../shared/realdata: the formats are
-checked against DATASETS.md facts written into the samples.
+"""ODIR-5K: the per-patient xlsx (real columns, deterministic sample, bad rows, refused XML
+entities, fuzzed), per-eye keywords split on full-width and ASCII commas, cases per eye with the
+non-fundus flags excluded, and mismatched, missing or unlisted images quarantined. No real file
+of this set is in ../shared/realdata: the formats are checked against the documented facts
+written into the sample.
 """
 
-import copy
 import io
 import zipfile
 
@@ -20,16 +20,12 @@ from medcurate.datasets import odir5k
 from medcurate.datasets.odir5k import sample
 from medcurate.samples import zip_bytes
 from medcurate.errors import CaseError, MedcurateError
-from medcurate.testing import sample_plan, with_exclusions
-
-
-def by_id(cases):
-    return {c.case_id: c for c in cases}
+from medcurate.testing import by_id, plan_of, with_exclusions
 
 
 @pytest.fixture
 def plans():
-    return {ds: copy.deepcopy(sample_plan(ds)) for ds in ("odir5k",)}
+    return {ds: plan_of(ds) for ds in ("odir5k",)}
 
 
 @pytest.fixture(scope="module")

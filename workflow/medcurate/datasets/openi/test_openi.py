@@ -2,16 +2,13 @@
 served by URL, and the converter on the sample (DATASETS.md section 16; no real file of the
 collection is here)."""
 
-import copy
 import json
-import shutil
 
 import pandas as pd
 import pytest
-from medcurate.testing import build, sample_plan, unpacked
+from medcurate.testing import build, by_id, copy_tree, mirror_of, plan_of, sample_plan, unpacked
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from medcurate import samples
 from medcurate.datasets import openi
 from medcurate.errors import CaseError, MedcurateError
 
@@ -19,19 +16,12 @@ from medcurate.errors import CaseError, MedcurateError
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     base = tmp_path_factory.mktemp("openi")
-    samples.build(base / "mirror", ["openi"])
-    return unpacked(base / "mirror", "openi", base / "root")
+    return unpacked(mirror_of(base / "mirror", "openi"), "openi", base / "root")
 
 
 @pytest.fixture
 def editable(root, tmp_path):
-    dest = tmp_path / "openi"
-    shutil.copytree(root, dest, symlinks=False)
-    return dest
-
-
-def by_id(cases):
-    return {c.case_id: c for c in cases}
+    return copy_tree(root, tmp_path / "openi")
 
 
 def test_sample_archives_hold_flat_pngs_and_ecgen_radiology_reports(root):
@@ -93,7 +83,7 @@ def test_bad_reports_are_one_quarantined_row(editable, xml, reason):
 
 
 def test_converts_with_report_grouped_splits(root, tmp_path):
-    counts = build(root, copy.deepcopy(sample_plan("openi")), tmp_path / "work", tmp_path / "out")
+    counts = build(root, plan_of("openi"), tmp_path / "work", tmp_path / "out")
     m = pd.read_csv(tmp_path / "out" / "manifest.csv", dtype=str, keep_default_na=False).set_index("case_id")
     assert counts["cases"] == 12 and counts["quarantined"] == 1 and counts["exclusions"] == {"unlabelled": 1}
     assert m.groupby("patient_id").split.nunique().max() == 1 and set(m.split) == {"train", "val", "test"}
@@ -105,7 +95,7 @@ def test_converts_with_report_grouped_splits(root, tmp_path):
 
 def test_frontal_only_is_refused_as_empty(root, tmp_path):
     """Open-i records no view: selecting frontal views leaves nothing, and says so."""
-    plan = copy.deepcopy(sample_plan("openi"))
+    plan = plan_of("openi")
     plan["select"]["views"] = "frontal"
     with pytest.raises(MedcurateError, match="dataset is empty after curation"):
         build(root, plan, tmp_path / "work", tmp_path / "out")

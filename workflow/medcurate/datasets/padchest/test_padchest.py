@@ -2,7 +2,6 @@
 the known unreadable images, and the converter on the sample (DATASETS.md section 15; no real
 file of the release is here)."""
 
-import copy
 import csv
 import gzip
 import io
@@ -12,10 +11,9 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from medcurate.testing import build, prepared, sample_plan
+from medcurate.testing import build, by_id, copy_tree, mirror_of, plan_of, prepared, sample_plan
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from medcurate import samples
 from medcurate.datasets import padchest
 from medcurate.errors import CaseError, MedcurateError
 from PIL import Image
@@ -30,19 +28,12 @@ NAN_LABELS = "216840111366964012989926673512011074122523406_00-163-061"
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     base = tmp_path_factory.mktemp("padchest")
-    samples.build(base / "mirror", ["padchest"])
-    return prepared(base / "mirror", sample_plan("padchest"), base / "root")
+    return prepared(mirror_of(base / "mirror", "padchest"), sample_plan("padchest"), base / "root")
 
 
 @pytest.fixture
 def editable(root, tmp_path):
-    dest = tmp_path / "padchest"
-    shutil.copytree(root, dest, symlinks=False)
-    return dest
-
-
-def by_id(cases):
-    return {c.case_id: c for c in cases}
+    return copy_tree(root, tmp_path / "padchest")
 
 
 def test_sample_is_gzipped_table_and_numbered_zips_of_16_bit_pngs(root):
@@ -96,7 +87,7 @@ def test_cases_labels_flags_views_and_known_faults(root):
 
 
 def test_converts_16_bit_and_quarantines_known_faults_with_the_reason(root, tmp_path):
-    counts = build(root, copy.deepcopy(sample_plan("padchest")), tmp_path / "work", tmp_path / "out")
+    counts = build(root, plan_of("padchest"), tmp_path / "work", tmp_path / "out")
     m = pd.read_csv(tmp_path / "out" / "manifest.csv", dtype=str, keep_default_na=False).set_index("case_id")
     q = pd.read_csv(tmp_path / "out" / "quarantine.csv", dtype=str).set_index("case_id")
     assert counts["cases"] == 8 and counts["quarantined"] == 2 and counts["exclusions"] == {"unlabelled": 1}

@@ -3,7 +3,6 @@ enumeration and its quirks, and the converter end to end on the unpacked sample 
 at known positions through the reorientation, the nnU-Net layout). No real PROMISE12 file is in
 ../shared/realdata, so there is no real-file test."""
 
-import copy
 import csv
 import io
 import json
@@ -20,7 +19,7 @@ from medcurate.convert import convert_shard, enumerate_cases
 from medcurate.datasets import promise12
 from medcurate.datasets.promise12 import sample
 from medcurate.errors import CaseError, MedcurateError
-from medcurate.testing import build, sample_plan, unpacked
+from medcurate.testing import build, plan_of, sample_plan, unpacked
 
 KEYS = ["ObjectType", "NDims", "BinaryData", "BinaryDataByteOrderMSB", "CompressedData", "TransformMatrix", "Offset",
         "CenterOfRotation", "AnatomicalOrientation", "ElementSpacing", "DimSize", "ElementType", "ElementDataFile"]
@@ -33,7 +32,7 @@ def root(mirror, tmp_path_factory):
 
 @pytest.fixture
 def plan():
-    return copy.deepcopy(sample_plan("promise12"))
+    return plan_of("promise12")
 
 
 def members(mirror):

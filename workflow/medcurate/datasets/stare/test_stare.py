@@ -1,12 +1,9 @@
-"""Retinal vessel datasets DRIVE, STARE and CHASE_DB1: the real DRIVE and CHASE_DB1 files converted
-without loss, each dataset's quirks (GIF palettes, gzipped PPMs inside tars, stems that differ,
-both eyes of a child in one split, missing first-observer labels), the sample mirror's layout and
-formats, and bounded fuzzing of the enumerators and the gzip/PPM reader.
+"""STARE: the sample's three flat tars of gzipped PPMs converted through both compression levels,
+missing files quarantined and unlabelled images ignored, the gzip/PPM reader (already gunzipped
+files, grey labels, errors naming the file), a release without images or with a duplicate, the
+catalogue entry, and bounded fuzzing of the enumerator and the reader.
 """
 
-import copy
-import csv
-import functools
 import gzip
 import io
 import shutil
@@ -20,12 +17,20 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from medcurate import images, masks
-from medcurate.convert import convert_shard
 from medcurate.datasets import stare
 from medcurate.datasets.stare import sample
 from medcurate.errors import CaseError, MedcurateError
 from medcurate.images import read_image
-from medcurate.testing import sample_plan, unpacked, with_exclusions
+from medcurate.testing import (
+    RETINAL_FOLDERS,
+    RETINAL_NAMES,
+    convert_rows,
+    copy_tree,
+    enumerator_fuzz,
+    plan_of,
+    png,
+    unpacked,
+)
 
 IDS = ("stare",)
 
@@ -41,32 +46,6 @@ def roots(mirror, tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(params=IDS)
 def plan(request):
     return plan_of(request.param)
-
-
-@functools.cache
-def _plan(dataset: str) -> dict:
-    return sample_plan(dataset)  # validates the whole catalogue: done once per dataset
-
-
-def plan_of(dataset: str) -> dict:
-    return copy.deepcopy(_plan(dataset))
-
-
-def convert(root: Path, plan: dict, out: Path) -> tuple[dict[str, dict], dict[str, dict]]:
-    """Run the generic conversion on root; return ({case_id: manifest row}, {case_id: quarantine row})."""
-    convert_shard(root, plan, 0, 1, out)
-    rows = with_exclusions(out, plan)
-    quarantined = {r["case_id"]: r for r in csv.DictReader((out / "quarantine.csv").open())}
-    return rows, quarantined
-
-
-def png(path: Path) -> np.ndarray:
-    return np.asarray(Image.open(path))
-
-
-def copy_tree(src: Path, dest: Path) -> Path:
-    shutil.copytree(src, dest, symlinks=False)
-    return dest
 
 
 def test_stare_sample_is_three_flat_tars_of_gzipped_ppms(mirror):
@@ -86,7 +65,7 @@ def test_stare_sample_is_three_flat_tars_of_gzipped_ppms(mirror):
 
 
 def test_stare_sample_converts_through_both_compression_levels(roots, tmp_path):
-    rows, quarantined = convert(roots["stare"], plan_of("stare"), tmp_path)
+    rows, quarantined = convert_rows(roots["stare"], plan_of("stare"), tmp_path)
     assert not quarantined and sorted(rows) == list(sample.STARE_IDS)
     for sid, row in rows.items():
         rgb, first, second, _ = sample.fundus(f"stare/{sid}", sample.STARE_SIZE)
@@ -104,7 +83,7 @@ def test_stare_missing_files_are_quarantined_and_unlabelled_images_ignored(roots
     (root / "labels-ah/im0044.ah.ppm.gz").unlink()
     (root / "labels-vk/im0235.vk.ppm.gz").unlink()
     shutil.copy(root / "stare-images/im0001.ppm.gz", root / "stare-images/im0006.ppm.gz")  # not vessel-labelled
-    rows, quarantined = convert(root, plan_of("stare"), tmp_path / "out")
+    rows, quarantined = convert_rows(root, plan_of("stare"), tmp_path / "out")
     assert sorted(rows) == ["im0001", "im0235"] and sorted(quarantined) == ["im0002", "im0044"]
     assert quarantined["im0002"]["source"] == "labels-ah/im0002.ah.ppm.gz"
     assert quarantined["im0002"]["reason"] == "its image im0002.ppm.gz (stare-images.tar) is missing"
@@ -180,40 +159,14 @@ def test_catalogue_entries(plan):
     assert plan["modality"] == "fundus" and plan["task"] == "segmentation"
     assert plan["labels"]["mask"] == {"background": 0, "vessel": 1}
     assert plan["labels"]["extra_masks"]["observer2"] == {"background": 0, "vessel": 1}
-    assert ("fov" in plan["labels"]["extra_masks"]) == (plan["id"] == "drive")  # STARE/CHASE ship none
+    assert "fov" not in plan["labels"]["extra_masks"]  # STARE ships no field-of-view masks
     assert plan["convert"]["image_mode"] == "RGB"
     assert plan["clean"]["fill_holes"] is False and plan["clean"]["min_component_area"] == 0
-    assert plan["access"]["mode"] == ("manual" if plan["id"] == "drive" else "open")
+    assert plan["access"]["mode"] == "open"
 
 
-NAMES = st.one_of(
-    st.sampled_from(["im0001.ppm.gz", "im0001.ah.ppm.gz", "im0002.vk.ppm.gz", "im0044.ppm", "im12.ppm.gz",
-                     "Image_01L.jpg", "Image_01L_1stHO.png", "Image_02R_2ndHO.png", "Image_3L.jpg", "Image_01L.png",
-                     "21_training.tif", "01_test.tif", "01_manual1.gif", "21_training_mask.gif", "x.tif"]),
-    st.text(st.sampled_from("Imagest_0123LR.pnjgifvkah"), min_size=1, max_size=20),
-)
-LAYOUT = st.lists(st.tuples(st.sampled_from(["", "images", "training/images", "test/1st_manual", "a/b"]), NAMES),
-                  max_size=12)
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(layout=LAYOUT)
-def test_fuzz_enumerators_raise_only_dataset_errors(tmp_path_factory, layout):
-    root = tmp_path_factory.mktemp("fuzz")
-    for folder, name in layout:
-        if name in (".", "..") or "/" in name:
-            continue
-        (root / folder).mkdir(parents=True, exist_ok=True)
-        (root / folder / name).write_bytes(b"")
-    for module, dataset in ((stare, "stare"),):
-        try:
-            found = module.cases(root, plan_of(dataset))
-        except MedcurateError:
-            continue
-        ids = [c.case_id for c in found]
-        assert all(c.image is not None or c.problem is not None or c.mask is not None for c in found)
-        assert all(c.problem is None or c.problem.path is not None for c in found)
-        assert len(ids) == len(set(ids)) or dataset == "drive"  # duplicate DRIVE ids fail in enumerate_cases
+test_fuzz_enumerators_raise_only_dataset_errors = enumerator_fuzz(stare, "stare",
+                                                                 RETINAL_NAMES, RETINAL_FOLDERS)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

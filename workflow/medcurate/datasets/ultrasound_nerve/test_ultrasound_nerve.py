@@ -4,7 +4,6 @@ _mask.tif files, subjects as patients, the sample's layout; and the generic near
 
 No real file of this dataset is in ../shared/realdata, so there is no real-format test."""
 
-import copy
 import csv
 import io
 import shutil
@@ -23,7 +22,7 @@ from medcurate.convert import PART, convert_shard, enumerate_cases
 from medcurate.datasets import ultrasound_nerve as nerve
 from medcurate.datasets.ultrasound_nerve import sample
 from medcurate.errors import CaseError, MedcurateError
-from medcurate.testing import prepared, sample_plan, with_exclusions
+from medcurate.testing import by_id, copy_tree, plan_of, prepared, sample_plan, with_exclusions
 
 ID = "ultrasound_nerve"
 
@@ -42,18 +41,12 @@ def root(mirror_dir, tmp_path_factory):
 
 @pytest.fixture
 def plan():
-    return copy.deepcopy(sample_plan(ID))
+    return plan_of(ID)
 
 
 @pytest.fixture
 def copy_root(root, tmp_path):
-    dest = tmp_path / "root"
-    shutil.copytree(root, dest)  # links followed: the copy's files can be edited
-    return dest
-
-
-def by_id(cases):
-    return {c.case_id: c for c in cases}
+    return copy_tree(root, tmp_path / "root")  # links followed: the copy\'s files can be edited
 
 
 def table(root):
