@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from medcurate import qc
+from medcurate.outputs import is_multilabel
 from medcurate.samples import mammogram
 from PIL import Image, ImageFont
 
@@ -110,7 +111,7 @@ def classification_case(tmp_path, rows: list[dict], plan: dict):
 def test_multi_label_sets_show_their_positive_labels(tmp_path):
     plan = {"id": "chestxray14", "task": "classification", "qc": {"qc_samples": 24},
             "labels": {"classes": {"no_finding": ["0", "1"], "effusion": ["0", "1"], "mass": ["0", "1"], "hernia": ["0", "1"]}}}
-    assert qc.multi_label(plan)
+    assert is_multilabel(plan)
     header, rows = classification_case(tmp_path, [
         {"case_id": "x1", "no_finding": "0", "effusion": "1", "mass": "1", "hernia": "0"},
         {"case_id": "x2", "no_finding": "1", "effusion": "0", "mass": "0", "hernia": "0"},
@@ -152,7 +153,7 @@ def test_label_columns_of_any_name_are_captioned(tmp_path):
 def test_single_label_classification_names_every_column(tmp_path):
     plan = {"id": "fetal_planes_db", "task": "classification", "qc": {"qc_samples": 24},
             "labels": {"classes": {"plane": ["Fetal brain", "Other"], "brain_plane": ["Trans-thalamic", "Not A Brain"]}}}
-    assert not qc.multi_label(plan) and not qc.multi_label({"labels": {"classes": {"normal": ["0", "1"]}}})
+    assert not is_multilabel(plan) and not is_multilabel({"labels": {"classes": {"normal": ["0", "1"]}}})
     header, rows = classification_case(tmp_path, [{"case_id": "b", "plane": "Fetal brain", "brain_plane": "Trans-thalamic"}], plan)
     assert rows == [[(rows[0][0][0], ["b", "plane=Fetal brain", "brain_plane=Trans-thalamic"])]]
     assert "no curated case: plane=Other" in header

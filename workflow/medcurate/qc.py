@@ -22,8 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .atomic import atomic_path
 from .curation import exclusion_counts
-from .label_policy import target_columns
-from .outputs import binary
+from .outputs import is_multilabel, label_columns
 
 THUMB = (160, 120)
 PAD = 3
@@ -52,7 +51,7 @@ def compose(df: pd.DataFrame, folder: Path, plan: dict, quarantined: int = 0, th
     """The sheet's header lines and its rows of (tile, caption lines)."""
     curated = df[df["curated"].astype(int) == 1].sort_values("case_id")
     n = plan["qc"]["qc_samples"]
-    columns = target_columns(plan["labels"].get("classes", {}))
+    columns = label_columns(plan)
     header = _caption(df, plan, quarantined)
     with ThreadPoolExecutor(max(1, threads)) as pool:
         if plan["task"] == "detection":
@@ -116,16 +115,9 @@ def _records(df: pd.DataFrame) -> list[SimpleNamespace]:
 # ---------------------------------------------------------------- labels in captions
 
 
-def multi_label(plan: dict) -> bool:
-    """Several 0/1 columns (one per finding, e.g. ChestX-ray14): a case shows its positive ones."""
-    everything = plan["labels"].get("classes", {})
-    classes = {k: everything[k] for k in target_columns(everything)}
-    return len(classes) > 1 and all(binary(v) for v in classes.values())
-
-
 def _class_labels(row, plan: dict, columns: list[str]) -> list[str]:
     values = {c: str(getattr(row, c)) for c in columns if hasattr(row, c)}
-    if multi_label(plan):
+    if is_multilabel(plan):
         positive = [c for c, v in values.items() if v == "1"]
         return ["positive: " + (", ".join(positive) if positive else "none")]
     return [f"{c}={v}" for c, v in values.items() if v not in ("", "nan")]
@@ -139,7 +131,7 @@ def _mask_labels(row, plan: dict) -> str:
 def _class_groups(curated: pd.DataFrame, plan: dict, columns: list[str], n: int) -> tuple[list[pd.DataFrame], list[str]]:
     """One row of tiles per class of the first label column; a multi-label set gets one group:
     up to n / labels cases positive for each label, each case once, in label order."""
-    if multi_label(plan):
+    if is_multilabel(plan):
         per_label = max(1, math.ceil(n / len(columns)))
         picked, missing = [], []
         for column in columns:
