@@ -78,7 +78,8 @@ def catalogue_ids(code: Path) -> list[str]:
 
 def snakemake() -> list[str]:
     return [PY, "-m", "snakemake", "-s", str(CODE / "Snakefile")]
-JOB = re.compile(r"-m medcurate (\S+)|naive_one\.py|-m zipfile")
+# a job runs `medcurate <step>` (the console script: python .../bin/medcurate <step>) or -m medcurate
+JOB = re.compile(r"(?:-m |/)medcurate (\S+)|naive_one\.py|-m zipfile")
 
 
 # ------------------------------------------------------------------------------ measurement

@@ -439,3 +439,72 @@ def test_rerun_without_fingerprints_uses_mtime(tmp_path):
     os.utime(arc, ns=(1, 1))
     unpack([arc], tmp_path / "out")
     assert tree(tmp_path / "out") == {"a/y.txt": b"y"}
+
+
+# --- several threads (the unpack rule's `threads`) ------------------------------------------------
+
+def corrupt_member(arc: Path, name: str) -> None:
+    """Flip a byte inside ``name``'s compressed data: inflate or the CRC check fails on it."""
+    with zipfile.ZipFile(arc) as zf:
+        info = zf.getinfo(name)
+    raw = bytearray(arc.read_bytes())
+    start = info.header_offset + 30 + len(info.orig_filename.encode()) + len(info.extra)
+    raw[start + info.compress_size // 2] ^= 0xFF
+    arc.write_bytes(raw)
+
+
+def many_zip(path: Path, n: int = 200) -> tuple[Path, dict[str, bytes]]:
+    rng = random.Random(n)
+    members = {f"Images/case{i:04d}.png": rng.randbytes(rng.randrange(100, 5000)) for i in range(n)}
+    members["table.csv"] = b"id,label\n" + b"".join(b"%d,x\n" % i for i in range(n))
+    return make_zip(path, members), members
+
+
+@pytest.mark.parametrize("threads", [2, 3, 8])
+def test_threads_write_the_same_tree(tmp_path, threads):
+    arc, members = many_zip(tmp_path / "big.zip")
+    one = unpack([arc], tmp_path / "one")
+    many = unpack([arc], tmp_path / "many", threads=threads)
+    assert tree(tmp_path / "many" / "big") == tree(tmp_path / "one" / "big") == members
+    assert many == one
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_threads_report_the_first_bad_member_in_archive_order(tmp_path, threads):
+    """A bad member at the end of one run of members and another at the start of the next: the
+    later run meets its bad member first, yet the error names the earlier one, as one thread
+    would, and nothing is promoted."""
+    arc, _ = many_zip(tmp_path / "bad.zip")
+    corrupt_member(arc, "Images/case0095.png")
+    corrupt_member(arc, "Images/case0105.png")
+    for _ in range(3):
+        with pytest.raises(ArchiveError, match=r"bad\.zip: truncated or corrupt archive: .*'Images/case0095\.png'"):
+            unpack([arc], tmp_path / "out", threads=threads)
+        assert not (tmp_path / "out").exists() and not leftovers(tmp_path)
+
+
+def test_threads_unpack_several_archives_side_by_side(tmp_path):
+    """ChestX-ray14's layout (twelve tar.gz): each archive on its own thread, the same result;
+    a bad one among them fails the whole step and keeps the earlier tree."""
+    rng = random.Random(1)
+    tars = [make_tar(tmp_path / f"images_{k:03d}.tar.gz",
+                     {f"images/{k:03d}_{i:03d}.png": rng.randbytes(3000) for i in range(30)}) for k in range(1, 6)]
+    one = unpack(tars, tmp_path / "one")
+    assert unpack(tars, tmp_path / "many", threads=3) == one
+    assert tree(tmp_path / "many") == tree(tmp_path / "one")
+    assert len(tree(tmp_path / "many")) == 150
+    raw = bytearray(tars[3].read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    tars[3].write_bytes(raw)
+    before = tree(tmp_path / "many")
+    with pytest.raises(ArchiveError, match=r"images_004\.tar\.gz: truncated or corrupt archive"):
+        unpack(tars, tmp_path / "many", threads=3)
+    assert tree(tmp_path / "many") == before and not [p for p in leftovers(tmp_path) if "many" in p]
+
+
+def test_threads_keep_the_byte_limit(tmp_path):
+    """max_bytes is charged from every thread: the sum over the archives still trips it."""
+    tars = [make_tar(tmp_path / f"p{k}.tar.gz", {"data.bin": random.Random(k).randbytes(MiB)}) for k in range(4)]
+    with pytest.raises(UnsafeArchiveError, match=r"more than max_bytes"):
+        unpack(tars, tmp_path / "out", limits=Limits(max_bytes=3 * MiB), threads=4)
+    assert not (tmp_path / "out").exists()

@@ -121,7 +121,8 @@ def cmd_unpack(args) -> None:
         # a folder source (TCIA, KiTS19, PhysioNet) is linked, as a placed folder is
         folders = [Path(r["path"]) for r in records if r.get("kind") == "folder"]
         unpack([Path(r["path"]) for r in records if r.get("kind") != "folder"], Path(args.dest), limits=_limits(step),
-               nested=step["unpack"]["nested"], fingerprints={r["name"]: r["sha256"] for r in records}, links=folders)
+               nested=step["unpack"]["nested"], fingerprints={r["name"]: r["sha256"] for r in records}, links=folders,
+               threads=args.threads)
     sources = [{k: v for k, v in r.items() if k != "path"} for r in records]
     _write_json(args.out, {"root": str(Path(args.dest).resolve()), "sources": sources})
 
@@ -133,7 +134,7 @@ def cmd_check_manual(args) -> None:
     paths = [r for r in args.records or [] if r]
     records = _records(paths)
     with _drop_damaged_downloads(paths, records):
-        ready = prepare(step, records, Path(args.dest), _limits(step))
+        ready = prepare(step, records, Path(args.dest), _limits(step), threads=args.threads)
     _write_json(args.out, ready)
 
 
@@ -229,11 +230,12 @@ def parser() -> argparse.ArgumentParser:
     required = {"required": True}
     step("fetch", cmd_fetch, "download one source, resumably, and verify it",
          ("--source", required), ("--dest", required), ("--record", required))
+    threads = ("--threads", {"type": int, "default": 1, "help": "archives (or runs of one zip's members) extracted at once"})
     step("unpack", cmd_unpack, "safely extract a dataset's downloads (nested archives too)",
-         ("--records", {"nargs": "+", "required": True}), ("--dest", required), ("--out", required))
+         ("--records", {"nargs": "+", "required": True}), ("--dest", required), ("--out", required), threads)
     step("check-manual", cmd_check_manual, "check a gated dataset placed by hand and assemble its root",
          ("--records", {"nargs": "*", "help": "fetch records of the sources downloaded for it"}),
-         ("--dest", required), ("--out", required))
+         ("--dest", required), ("--out", required), threads)
     step("convert", cmd_convert, "convert one shard of a dataset (decode, raw label maps)",
          ("--ready", required), ("--shard", {"type": int, "required": True}),
          ("--shards", {"type": int, "required": True}), ("--out", required))

@@ -69,7 +69,7 @@ def _is_loop(path: str) -> bool:
     return False
 
 
-def prepare(plan: dict, downloads: list[dict], dest: Path, limits: Limits) -> dict:
+def prepare(plan: dict, downloads: list[dict], dest: Path, limits: Limits, threads: int = 1) -> dict:
     folder = Path(plan["manual_dir"])
     entries = placed_entries(plan)
     # Walked here, before anything is linked, so a link loop, a broken link or an unreadable
@@ -97,7 +97,7 @@ def prepare(plan: dict, downloads: list[dict], dest: Path, limits: Limits) -> di
     folders = [Path(r["path"]) for r in downloads if r.get("kind") == "folder"]  # a service's folder source
     unpack([Path(r["path"]) for r in downloads if r.get("kind") != "folder"] + archives, dest, limits=limits,
            nested=plan["unpack"]["nested"], fingerprints=fingerprints,
-           links=[p for p in entries if p not in archives] + folders, verify=verify)
+           links=[p for p in entries if p not in archives] + folders, verify=verify, threads=threads)
     sources = [{k: v for k, v in r.items() if k != "path"} for r in downloads]
     return {"root": str(dest.resolve()), "sources": sources + placed}
 

@@ -25,9 +25,11 @@ import re
 import shutil
 import stat
 import tarfile
+import threading
 import zipfile
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,8 +149,9 @@ def _collision(label: str, name: str, target: Path) -> UnsafeArchiveError:
 
 
 class _Unpacker:
-    def __init__(self, limits: Limits, nested: bool):
-        self.limits, self.nested, self.written = limits, nested, 0
+    def __init__(self, limits: Limits, nested: bool, threads: int = 1):
+        self.limits, self.nested, self.threads, self.written = limits, nested, max(1, threads), 0
+        self._count = threading.Lock()  # ``written`` is charged from several threads
 
     def archive(self, path: Path, folder: Path, label: str, level: int) -> None:
         """Extract ``path`` into the existing empty ``folder``, then its nested archives."""
@@ -215,26 +218,62 @@ class _Unpacker:
                     label, f"declares {declared} uncompressed bytes, over max_bytes={lim.max_bytes}; refusing to extract")
             self._ratio(label, "archive", declared, path.stat().st_size)
 
-            for i, name, parts in plan:
+            files = []
+            for i, name, parts in plan:  # folders first, one at a time: the files are then written in any order
                 target = folder.joinpath(*parts)
-                if i.is_dir():
-                    with _writing(target):
-                        target.mkdir(parents=True, exist_ok=True)
-                    continue
                 with _writing(target):
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                if os.path.lexists(target):
-                    raise _collision(label, name, target)
-                done = 0
-                # Stream with our own running count: declared sizes can lie.
-                with _writing(target), zf.open(i) as src, open(target, "xb") as out:
-                    while chunk := src.read(_CHUNK):
-                        done += len(chunk)
-                        if done > i.file_size:
-                            raise UnsafeArchiveError(
-                                label, f"member {name!r} expands beyond its declared {i.file_size} bytes; refusing to extract")
-                        self._charge(label, f"member {name!r}", len(chunk))
-                        out.write(chunk)
+                    (target if i.is_dir() else target.parent).mkdir(parents=True, exist_ok=True)
+                if not i.is_dir():
+                    files.append((i, name, target))
+        self._zip_files(path, files, label)
+
+    def _zip_files(self, path: Path, files: list, label: str) -> None:
+        """Write the planned files in ``self.threads`` contiguous runs of members, each run on its own
+        thread and file handle (inflate, CRC and writes release the GIL). A failure stops the runs
+        after the failing one; those before it finish, so the error reported is always that of the
+        first bad member in archive order, as on one thread."""
+        n = self.threads if len(files) >= 64 else 1
+        runs = [files[k * len(files) // n:(k + 1) * len(files) // n] for k in range(n)]
+        failed_run = [n]  # the lowest run that failed so far
+        lock = threading.Lock()
+
+        def write_run(k: int) -> None:
+            with zipfile.ZipFile(path) as zf:
+                for i, name, target in runs[k]:
+                    if k > failed_run[0]:
+                        return
+                    try:
+                        self._zip_member(zf, i, name, target, label)
+                    except BaseException:
+                        with lock:
+                            failed_run[0] = min(failed_run[0], k)
+                        raise
+
+        if n == 1:
+            write_run(0)
+            return
+        with ThreadPoolExecutor(n) as pool:
+            futures = [pool.submit(write_run, k) for k in range(n)]
+        for f in futures:  # in run order: the first error is the earliest member's
+            if f.exception() is not None:
+                raise f.exception()
+
+    def _zip_member(self, zf: zipfile.ZipFile, i: zipfile.ZipInfo, name: str, target: Path, label: str) -> None:
+        if os.path.lexists(target):
+            raise _collision(label, name, target)
+        done = 0
+        # Stream with our own running count: declared sizes can lie.
+        try:
+            with _writing(target), zf.open(i) as src, open(target, "xb") as out:
+                while chunk := src.read(_CHUNK):
+                    done += len(chunk)
+                    if done > i.file_size:
+                        raise UnsafeArchiveError(
+                            label, f"member {name!r} expands beyond its declared {i.file_size} bytes; refusing to extract")
+                    self._charge(label, f"member {name!r}", len(chunk))
+                    out.write(chunk)
+        except _CORRUPT as e:  # zlib's messages do not say which member
+            raise ArchiveError(label, f"truncated or corrupt archive: {e}" + ("" if name in str(e) else f" (member {name!r})")) from e
 
     def _tar(self, path: Path, folder: Path, label: str) -> None:
         lim = self.limits
@@ -299,7 +338,8 @@ class _Unpacker:
                        f"limit {lim.max_ratio:g}x): looks like a zip bomb; refusing to extract")
 
     def _charge(self, label: str, what: str, n: int) -> None:
-        self.written += n
+        with self._count:
+            self.written += n
         if self.written > self.limits.max_bytes:
             raise UnsafeArchiveError(
                 label, f"{what}: more than max_bytes={self.limits.max_bytes} uncompressed; refusing to extract")
@@ -397,10 +437,11 @@ def _read_marker(dest: Path) -> dict | None:
 
 def unpack(archives: list[Path], dest: Path, *, limits: Limits = Limits(), nested: bool = True,
            fingerprints: dict[str, str] | None = None, links: list[Path] = (),
-           verify: Callable[[Path], None] | None = None) -> dict:
+           verify: Callable[[Path], None] | None = None, threads: int = 1) -> dict:
     """Extract each archive into ``dest/<archive_stem>/`` (plain files are copied to ``dest/<name>``;
     each of ``links`` becomes a symlink ``dest/<name>``: a gated dataset's placed folders, too big
     to copy and not ours to modify). ``verify(folder)`` may refuse the result before it is promoted.
+    ``threads``: how many archives (or runs of one zip's members) are extracted at once.
 
     ``dest`` is built in a staging folder and replaces any older ``dest`` only on success. If
     ``dest/.medcurate-unpack.json`` records the same inputs (by name and size, plus sha256 from
@@ -424,16 +465,30 @@ def unpack(archives: list[Path], dest: Path, *, limits: Limits = Limits(), neste
         if names.count(name) > 1 or name == MARKER:
             raise MedcurateError(dest, f"several inputs would unpack into {name!r}")
 
-    unpacker = _Unpacker(limits, nested)
+    packed = [(path, name) for path, name in zip(archives, names) if is_archive(path.name)]
+    # Several archives (ChestX-ray14's twelve tars) are unpacked side by side, one per thread;
+    # a single zip is written by several threads instead.
+    unpacker = _Unpacker(limits, nested, threads if len(packed) == 1 else 1)
     with atomic_dir(dest) as stage:
         os.chmod(stage, 0o755)
+
+        def unpack_one(path: Path, name: str) -> None:
+            (stage / name).mkdir()
+            unpacker.archive(path, stage / name, str(path), 1)
+            # again now that nested archives are unpacked: a link may lead into one of them
+            _walk_members(stage / name, str(path), broken_ok=False)
+
+        if len(packed) > 1 and threads > 1:
+            with ThreadPoolExecutor(min(threads, len(packed))) as pool:
+                futures = [pool.submit(unpack_one, path, name) for path, name in packed]
+            for f in futures:  # in the order given: the first archive's error, as on one thread
+                if f.exception() is not None:
+                    raise f.exception()
+        else:
+            for path, name in packed:
+                unpack_one(path, name)
         for path, name in zip(archives, names):
-            if is_archive(path.name):
-                (stage / name).mkdir()
-                unpacker.archive(path, stage / name, str(path), 1)
-                # again now that nested archives are unpacked: a link may lead into one of them
-                _walk_members(stage / name, str(path), broken_ok=False)
-            else:
+            if not is_archive(path.name):
                 shutil.copyfile(path, stage / name)
                 os.chmod(stage / name, 0o644)
         for path in links:

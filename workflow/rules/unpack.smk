@@ -15,7 +15,7 @@ rule unpack_archives:
         dataset=OPEN_DATASETS,
     conda:
         ENV
-    threads: 1
+    threads: 4  # several archives, or runs of one zip's members, side by side (capped at --cores)
     resources:
         mem_mb=500,  # measured: 33 MB peak RSS (streaming extraction)
         runtime=120,  # minutes; 1.9 GB zip of 12,400 PNGs in 4.7 s here
@@ -24,7 +24,7 @@ rule unpack_archives:
         dest=lambda wc: f"{RES}/unpacked/{wc.dataset}",
     shell:
         "medcurate unpack --slice {params.slice:q} --records {input:q}"
-        " --dest {params.dest:q} --out {output:q} > {log:q} 2>&1"
+        " --dest {params.dest:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule check_manual:
@@ -38,7 +38,7 @@ rule check_manual:
         dataset=MANUAL_DATASETS,
     conda:
         ENV
-    threads: 1
+    threads: 4  # as unpack_archives
     resources:
         mem_mb=500,  # measured: 20 MB peak RSS; may unpack a placed archive, as unpack_archives
         runtime=120,
@@ -47,4 +47,4 @@ rule check_manual:
         dest=lambda wc: f"{RES}/unpacked/{wc.dataset}",
     shell:
         "medcurate check-manual --slice {params.slice:q} --records {input:q}"
-        " --dest {params.dest:q} --out {output:q} > {log:q} 2>&1"
+        " --dest {params.dest:q} --out {output:q} --threads {threads} > {log:q} 2>&1"

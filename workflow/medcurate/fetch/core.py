@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -23,7 +22,7 @@ from medcurate.atomic import os_error_text
 from medcurate.errors import ChecksumError, FetchError, MedcurateError
 
 from . import auth, cache, zenodo
-from .digests import CHUNK, digests, inflate, looks_like_html, mismatches
+from .digests import digests, inflate, looks_like_html, mismatches
 from .retry import Budget, Policy
 from .transfer import IDENTITY, Client, HttpTransfer, make_session
 
@@ -227,17 +226,18 @@ class Fetcher:
             return None
         return digests(tmp)
 
-    def copy_file(self, url: str) -> None:
+    def copy_file(self, url: str) -> dict:
+        """Copy a file:// source to the .part, digesting it on the way; the digests of what was written."""
         part = self.transfer.part
         path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
         log.info("copying %s", path)
         self.transfer.discard_part()
         try:
-            with open(path, "rb") as src:
-                try:
-                    with open(part, "wb") as out:
-                        shutil.copyfileobj(src, out, CHUNK)
-                except OSError as e:  # our side: disk full, quota, ...
-                    raise FetchError(self.dest, f"{url}: cannot copy to {part} ({os_error_text(e)})") from e
+            open(path, "rb").close()
         except OSError as e:
             raise FetchError(self.dest, f"{url}: cannot read ({e.strerror or e})") from e
+        try:
+            with open(part, "wb") as out:
+                return digests(path, copy_to=out)
+        except OSError as e:  # our side: disk full, quota, ...
+            raise FetchError(self.dest, f"{url}: cannot copy to {part} ({os_error_text(e)})") from e

@@ -12,20 +12,26 @@ from pathlib import Path
 CHUNK = 1 << 20
 
 
-def digests(path: Path) -> dict:
+def digests(path: Path, copy_to=None) -> dict:
     """md5 and sha256 in one read, side by side (hashlib releases the GIL): a 2 GB download is
-    checked in the time of its slower digest, not of both."""
+    checked in the time of its slower digest, not of both. With ``copy_to`` (a binary file open for
+    writing) each block is also written there: a local copy and its check in one pass, and the
+    digests are those of the bytes written."""
     md5, sha256 = hashlib.md5(), hashlib.sha256()
+    size = 0
     with open(path, "rb") as fh, ThreadPoolExecutor(1) as pool:
         pending = None
         while block := fh.read(CHUNK):
             if pending:
                 pending.result()  # md5 of the previous block first: updates stay in order
             pending = pool.submit(md5.update, block)
+            if copy_to is not None:
+                copy_to.write(block)
             sha256.update(block)
+            size += len(block)
         if pending:
             pending.result()
-    return {"size": path.stat().st_size, "md5": md5.hexdigest(), "sha256": sha256.hexdigest()}
+    return {"size": size, "md5": md5.hexdigest(), "sha256": sha256.hexdigest()}
 
 
 def mismatches(expected: dict, actual: dict) -> list[str]:
