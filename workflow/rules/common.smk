@@ -163,6 +163,7 @@ _RUN_LOCK = None
 # --config space_check=false or MEDCURATE_SPACE_CHECK=0.
 import time as _time
 
+from medcurate import hooks as _hooks
 from medcurate import plan as _plan
 
 _RUN_START = _time.time()
@@ -185,11 +186,6 @@ def _check_space():
         )
 
 
-def _summary():
-    for line in _plan.summary(CONFIG, _RUN_START):
-        print(f"medcurate: {line}", file=sys.stderr)
-
-
 onstart:
     global _RUN_LOCK
     if workflow.is_main_process:
@@ -205,12 +201,8 @@ onstart:
 
 
 onsuccess:
-    if _RUN_LOCK is not None:
-        _RUN_LOCK.release()
-    _summary()
+    _hooks.end_of_run(_RUN_LOCK, CONFIG, _RUN_START)
 
 
 onerror:
-    if _RUN_LOCK is not None:
-        _RUN_LOCK.release()
-    _summary()
+    _hooks.end_of_run(_RUN_LOCK, CONFIG, _RUN_START)

@@ -171,14 +171,15 @@ class Fetcher:
 
     def download_and_verify(self, url: str) -> dict:
         t = self.transfer
+        actual = None  # a file:// copy is digested as it is written
         if urllib.parse.urlsplit(url).scheme == "file":
-            self.copy_file(url)
+            actual = self.copy_file(url)
         else:
             t.download(url)
         if t.expect_archive and looks_like_html(t.part):
             t.html_error(url)
         encoding = t.validators.encoding if t.validators else ""
-        actual = digests(t.part)
+        actual = actual or digests(t.part)
         problems = mismatches(self.expected, actual)
         if problems and encoding not in IDENTITY and t.has_checksum:
             decoded = self.decode(url, encoding)
