@@ -402,7 +402,7 @@ def generate_cxr14(out: Path, sizes: list[int], jobs: int) -> None:
                 os.replace(tmp, archive)
             total += archive.stat().st_size
             sources.append({"name": archive.name, "url": archive.resolve().as_uri(), "sha256": _sha256(archive)})
-        entry = yaml.safe_load((ROOT / "config" / "datasets" / "chestxray14.yaml").read_text())
+        entry = yaml.safe_load((ROOT / "workflow" / "medcurate" / "datasets" / "chestxray14" / "dataset.yaml").read_text())
         entry["sources"] = sources
         (base / "catalogue").mkdir(exist_ok=True)
         (base / "catalogue" / "chestxray14.yaml").write_text(yaml.safe_dump(entry, sort_keys=False))

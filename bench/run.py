@@ -150,6 +150,7 @@ class Monitor(threading.Thread):
 
 def measure(cmd: list[str], cwd: Path | None = None, log: Path | None = None, env=None) -> dict:
     """Run ``cmd``; wall, CPU of the whole tree (rusage), foreign CPU, and per-job statistics."""
+    os.sync()  # the previous run's dirty pages are written back now, not during this one
     b0, hz = _busy_jiffies()
     t0 = time.time()
     with open(log or os.devnull, "w") as out:

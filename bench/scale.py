@@ -3,7 +3,7 @@
 cost and each job kind's peak memory flat as the set grows.
 
     python bench/generate.py cxr14 --sizes 1000,2000,4000
-    python bench/scale.py --sizes 1000,2000,4000 [--cores 2]
+    python bench/scale.py --sizes 1000,2000,4000 [--cores 2] [--one-core 4000]
     python bench/scale.py --dry-run-only          # the real config's dry-run time (all datasets)
 
 For each size (bench/data/chestxray14-<n>/, from generate.py): a fresh run folder, the full build
@@ -51,7 +51,7 @@ def dry_run_real(work: Path) -> dict:
     return {"walls": walls, "best": min(walls), "jobs": jobs}
 
 
-def one_size(n: int, data: Path, work: Path, cores: int) -> dict:
+def one_size(n: int, data: Path, work: Path, cores: int, name: str = "build") -> dict:
     base = data / f"chestxray14-{n}"
     if not (base / "config.yaml").is_file():
         raise SystemExit(f"{base} missing: python bench/generate.py cxr14 --sizes {n}")
@@ -61,15 +61,15 @@ def one_size(n: int, data: Path, work: Path, cores: int) -> dict:
     config = run.config_for(base, sub)
     # the manual folder is the generated one: config_for copies only the catalogue
     busy = run.wait_quiet(0.3, 30)
-    res = run.run_medcurate(config, sub, cores, "build")
+    res = run.run_medcurate(config, sub, cores, name)
     res["others_before"] = busy
-    res["disk"] = run.disk_use(sub / "build")
-    res["after_reclaim"] = run.reclaim(config, sub / "build")
+    res["disk"] = run.disk_use(sub / name)
+    res["after_reclaim"] = run.reclaim(config, sub / name)
     res["kinds"] = run.by_kind(res.pop("jobs"))
     res["images"] = inputs["images"]
     res["archive_bytes"] = inputs["archive_bytes"]
     res["loadavg"] = os.getloadavg()
-    shutil.rmtree(sub / "build", ignore_errors=True)
+    shutil.rmtree(sub / name, ignore_errors=True)
     return res
 
 
@@ -91,6 +91,10 @@ def table(results: dict) -> str:
         rows.append(f"| {int(n):,} | {d['downloads'] / 1e9:.2f} GB | {d['unpacked'] / 1e9:.2f} GB | {d['converted'] / 1e9:.2f} GB | "
                     f"{d['results'] / 1e9:.2f} GB | {d['total'] / 1e9:.2f} GB | {d['x_download']:.2f}x | "
                     f"{a['total'] / 1e9:.2f} GB ({a['x_download']:.2f}x) |")
+    for n, r in sorted(results.get("one_core", {}).items(), key=lambda kv: int(kv[0])):
+        two = results["sizes"][n]
+        rows += ["", f"{int(n):,} images on 1 core: {r['wall']:.1f} s wall, {r['cpu']:.1f} s CPU (others {r['foreign_cores']:.2f} "
+                     f"cores); on {results['cores']}: {two['wall']:.1f} s: speed-up **{r['wall'] / two['wall']:.2f}x**"]
     if "dry_run" in results:
         dr = results["dry_run"]
         rows += ["", f"dry-run of config/config.yaml ({dr['jobs']} jobs): best {dr['best']:.2f} s of "
@@ -103,6 +107,7 @@ def main() -> int:
     p.add_argument("--sizes", default="1000,2000,4000")
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--data", type=Path, default=HERE / "data")
+    p.add_argument("--one-core", default="", help="sizes also built with --cores 1, for the speed-up")
     p.add_argument("--dry-run-only", action="store_true")
     p.add_argument("--table", action="store_true", help="only print the table of the last run's results.json")
     args = p.parse_args()
@@ -119,6 +124,10 @@ def main() -> int:
         for n in map(int, args.sizes.split(",")):
             print(f"[{time.strftime('%H:%M:%S')}] {n} images", file=sys.stderr)
             results["sizes"][str(n)] = one_size(n, args.data.resolve(), work, args.cores)
+            (work / "results.json").write_text(json.dumps(results, indent=1, default=str))
+        for n in [int(x) for x in args.one_core.split(",") if x]:
+            print(f"[{time.strftime('%H:%M:%S')}] {n} images, 1 core", file=sys.stderr)
+            results.setdefault("one_core", {})[str(n)] = one_size(n, args.data.resolve(), work, 1, "build-1c")
             (work / "results.json").write_text(json.dumps(results, indent=1, default=str))
     results["dry_run"] = dry_run_real(work)
     (work / "results.json").write_text(json.dumps(results, indent=1, default=str))

@@ -342,3 +342,25 @@ def test_summary_line_per_dataset(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.startswith("medcurate: ")]
     assert lines[0].startswith(f"medcurate: acdc: 8 cases, 8 curated; downloaded {plan.human(size)}; results ")
     assert "published" in lines[0] and lines[1].startswith("medcurate: mias: ") and lines[2].startswith("medcurate: run time")
+
+
+def test_end_of_run_releases_the_lock_and_leaves_no_timer_to_wait_for(tmp_path, capsys):
+    """Snakemake arms a non-daemon one-second timer after each scheduling round; the interpreter
+    would wait for the last one before exiting. The hooks cancel it (the scheduler is done)."""
+    import threading
+
+    from medcurate.hooks import end_of_run
+    from medcurate.lock import LOCK_NAME, RunLock
+
+    fired = threading.Event()
+    timer = threading.Timer(30, fired.set)
+    timer.start()
+    lock = RunLock([tmp_path / "out"])
+    lock.acquire()
+    assert (tmp_path / "out" / LOCK_NAME).exists()
+    config = {"datasets": ["acdc"], **{k: str(tmp_path / k) for k in ("resources_dir", "work_dir", "output_dir")}}
+    end_of_run(lock, config, 0.0)
+    timer.join(5)
+    assert not timer.is_alive() and not fired.is_set()
+    assert not (tmp_path / "out" / LOCK_NAME).exists()
+    assert "medcurate: acdc: not built" in capsys.readouterr().err
