@@ -441,7 +441,15 @@ def test_rerun_without_fingerprints_uses_mtime(tmp_path):
     assert tree(tmp_path / "out") == {"a/y.txt": b"y"}
 
 
-# --- several threads (the unpack rule's `threads`) ------------------------------------------------
+# --- several processes (the unpack rule's `threads`) ----------------------------------------------
+
+@pytest.fixture
+def parallel(monkeypatch):
+    """Pools for any size: these archives are far below the size that pays for them."""
+    import medcurate.unpack
+
+    monkeypatch.setattr(medcurate.unpack, "PARALLEL_MIN_BYTES", 0)
+
 
 def corrupt_member(arc: Path, name: str) -> None:
     """Flip a byte inside ``name``'s compressed data: inflate or the CRC check fails on it."""
@@ -461,7 +469,7 @@ def many_zip(path: Path, n: int = 200) -> tuple[Path, dict[str, bytes]]:
 
 
 @pytest.mark.parametrize("threads", [2, 3, 8])
-def test_threads_write_the_same_tree(tmp_path, threads):
+def test_threads_write_the_same_tree(tmp_path, threads, parallel):
     arc, members = many_zip(tmp_path / "big.zip")
     one = unpack([arc], tmp_path / "one")
     many = unpack([arc], tmp_path / "many", threads=threads)
@@ -470,9 +478,9 @@ def test_threads_write_the_same_tree(tmp_path, threads):
 
 
 @pytest.mark.parametrize("threads", [1, 2, 4])
-def test_threads_report_the_first_bad_member_in_archive_order(tmp_path, threads):
+def test_threads_report_the_first_bad_member_in_archive_order(tmp_path, threads, parallel):
     """A bad member at the end of one run of members and another at the start of the next: the
-    later run meets its bad member first, yet the error names the earlier one, as one thread
+    later run meets its bad member first, yet the error names the earlier one, as one process
     would, and nothing is promoted."""
     arc, _ = many_zip(tmp_path / "bad.zip")
     corrupt_member(arc, "Images/case0095.png")
@@ -483,8 +491,8 @@ def test_threads_report_the_first_bad_member_in_archive_order(tmp_path, threads)
         assert not (tmp_path / "out").exists() and not leftovers(tmp_path)
 
 
-def test_threads_unpack_several_archives_side_by_side(tmp_path):
-    """ChestX-ray14's layout (twelve tar.gz): each archive on its own thread, the same result;
+def test_threads_unpack_several_archives_side_by_side(tmp_path, parallel):
+    """ChestX-ray14's layout (twelve tar.gz): each archive in its own process, the same result;
     a bad one among them fails the whole step and keeps the earlier tree."""
     rng = random.Random(1)
     tars = [make_tar(tmp_path / f"images_{k:03d}.tar.gz",
@@ -502,9 +510,23 @@ def test_threads_unpack_several_archives_side_by_side(tmp_path):
     assert tree(tmp_path / "many") == before and not [p for p in leftovers(tmp_path) if "many" in p]
 
 
-def test_threads_keep_the_byte_limit(tmp_path):
-    """max_bytes is charged from every thread: the sum over the archives still trips it."""
+def test_threads_keep_the_byte_limit(tmp_path, parallel):
+    """max_bytes is charged from every process: the sum over the archives still trips it."""
     tars = [make_tar(tmp_path / f"p{k}.tar.gz", {"data.bin": random.Random(k).randbytes(MiB)}) for k in range(4)]
     with pytest.raises(UnsafeArchiveError, match=r"more than max_bytes"):
         unpack(tars, tmp_path / "out", limits=Limits(max_bytes=3 * MiB), threads=4)
     assert not (tmp_path / "out").exists()
+
+
+def test_threads_refuse_a_hostile_member_from_a_worker(tmp_path, parallel):
+    """A refusal raised in a pool's process reaches the caller as the same error, naming the
+    archive and the member (the error type survives the trip between processes)."""
+    rng = random.Random(3)
+    good = make_tar(tmp_path / "a.tar.gz", {f"x/{i}.png": rng.randbytes(2000) for i in range(20)})
+    bad = tmp_path / "b.tar.gz"
+    with tarfile.open(bad, "w:gz") as tf:
+        tar_member(tf, "ok.txt", b"fine")
+        tar_member(tf, "../../escape.txt", b"out")
+    with pytest.raises(UnsafeArchiveError, match=r"b\.tar\.gz: member '\.\./\.\./escape\.txt' contains a '\.\.' component"):
+        unpack([good, bad], tmp_path / "out", threads=2)
+    assert not (tmp_path / "out").exists() and not (tmp_path.parent / "escape.txt").exists()

@@ -13,6 +13,9 @@ class MedcurateError(Exception):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}" if self.path else reason)
 
+    def __reduce__(self):  # raised in a worker process (unpack), re-raised in the parent
+        return type(self), (self.path, self.reason)
+
 
 class FetchError(MedcurateError):
     """A download could not be completed or verified."""

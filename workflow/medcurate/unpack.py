@@ -24,12 +24,12 @@ import posixpath
 import re
 import shutil
 import stat
+import multiprocessing
 import tarfile
-import threading
 import zipfile
 import zlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,10 +148,34 @@ def _collision(label: str, name: str, target: Path) -> UnsafeArchiveError:
                                      "refusing to extract")
 
 
+# --- several processes (the unpack rule's threads) ------------------------------------------------
+# Extraction is Python-bound where it matters (tarfile's headers, gzip's 8 KiB reads, per-file
+# calls): threads gave 1.3x on two cores, so each archive, or each run of one zip's members, gets
+# a process. Below PARALLEL_MIN_BYTES a pool's start-up costs more than it saves.
+PARALLEL_MIN_BYTES = 64 * 2**20
+_WORKER: dict = {}  # in a pool's process: the counters it shares with the others (see _pool)
+
+
+def _adopt(written, failed) -> None:
+    _WORKER.update(written=written, failed=failed)
+
+
+def _pool(n: int, written, failed=None) -> ProcessPoolExecutor:
+    """``written``: bytes written by every process of one unpack() call (max_bytes holds for the
+    sum); ``failed``: the lowest run of members that failed (see _Unpacker._zip_files)."""
+    return ProcessPoolExecutor(n, initializer=_adopt, initargs=(written, failed))
+
+
+def _raise_first(futures) -> None:
+    for f in futures:  # in the order given: the error one process would have met first
+        if f.exception() is not None:
+            raise f.exception()
+
+
 class _Unpacker:
-    def __init__(self, limits: Limits, nested: bool, threads: int = 1):
-        self.limits, self.nested, self.threads, self.written = limits, nested, max(1, threads), 0
-        self._count = threading.Lock()  # ``written`` is charged from several threads
+    def __init__(self, limits: Limits, nested: bool, workers: int = 1, written=None):
+        self.limits, self.nested, self.workers = limits, nested, max(1, workers)
+        self.written = written if written is not None else multiprocessing.Value("q", 0)
 
     def archive(self, path: Path, folder: Path, label: str, level: int) -> None:
         """Extract ``path`` into the existing empty ``folder``, then its nested archives."""
@@ -195,7 +219,7 @@ class _Unpacker:
                 raise UnsafeArchiveError(label, f"{len(infos)} members, more than max_members={lim.max_members}")
             plan, claims = [], _Claims(label)
             # The central directory lists every member up front: all are checked before any is written.
-            for i in infos:
+            for idx, i in enumerate(infos):
                 name = i.orig_filename  # .filename is cut at a NUL byte
                 parts = _parts(label, name)
                 kind = stat.S_IFMT(i.external_attr >> 16)
@@ -211,52 +235,37 @@ class _Unpacker:
                     raise _no_name(label, name)
                 claims.claim(name, parts, "folder" if i.is_dir() else "file")
                 self._ratio(label, f"member {name!r}", i.file_size, i.compress_size)
-                plan.append((i, name, parts))
+                plan.append((idx, i, name, parts))
             declared = sum(i.file_size for i in infos)
-            if self.written + declared > lim.max_bytes:
+            if self.written.value + declared > lim.max_bytes:
                 raise UnsafeArchiveError(
                     label, f"declares {declared} uncompressed bytes, over max_bytes={lim.max_bytes}; refusing to extract")
             self._ratio(label, "archive", declared, path.stat().st_size)
 
             files = []
-            for i, name, parts in plan:  # folders first, one at a time: the files are then written in any order
+            for idx, i, name, parts in plan:  # folders first, here: the files are then written in any order
                 target = folder.joinpath(*parts)
                 with _writing(target):
                     (target if i.is_dir() else target.parent).mkdir(parents=True, exist_ok=True)
                 if not i.is_dir():
-                    files.append((i, name, target))
+                    files.append((idx, name, str(target)))
+            big = declared >= PARALLEL_MIN_BYTES and len(files) >= 64
+            if self.workers == 1 or not big:
+                for idx, name, target in files:
+                    self._zip_member(zf, infos[idx], name, Path(target), label)
+                return
         self._zip_files(path, files, label)
 
     def _zip_files(self, path: Path, files: list, label: str) -> None:
-        """Write the planned files in ``self.threads`` contiguous runs of members, each run on its own
-        thread and file handle (inflate, CRC and writes release the GIL). A failure stops the runs
-        after the failing one; those before it finish, so the error reported is always that of the
-        first bad member in archive order, as on one thread."""
-        n = self.threads if len(files) >= 64 else 1
+        """Write the planned files in ``self.workers`` contiguous runs of members, one process
+        each. A failure stops the runs after the failing one; those before it finish, so the error
+        reported is always that of the first bad member in archive order, as in one process."""
+        n = self.workers
         runs = [files[k * len(files) // n:(k + 1) * len(files) // n] for k in range(n)]
-        failed_run = [n]  # the lowest run that failed so far
-        lock = threading.Lock()
-
-        def write_run(k: int) -> None:
-            with zipfile.ZipFile(path) as zf:
-                for i, name, target in runs[k]:
-                    if k > failed_run[0]:
-                        return
-                    try:
-                        self._zip_member(zf, i, name, target, label)
-                    except BaseException:
-                        with lock:
-                            failed_run[0] = min(failed_run[0], k)
-                        raise
-
-        if n == 1:
-            write_run(0)
-            return
-        with ThreadPoolExecutor(n) as pool:
-            futures = [pool.submit(write_run, k) for k in range(n)]
-        for f in futures:  # in run order: the first error is the earliest member's
-            if f.exception() is not None:
-                raise f.exception()
+        failed = multiprocessing.Value("i", n)
+        with _pool(n, self.written, failed) as pool:
+            futures = [pool.submit(_zip_run, path, k, runs[k], label, self.limits) for k in range(n)]
+        _raise_first(futures)
 
     def _zip_member(self, zf: zipfile.ZipFile, i: zipfile.ZipInfo, name: str, target: Path, label: str) -> None:
         if os.path.lexists(target):
@@ -338,9 +347,10 @@ class _Unpacker:
                        f"limit {lim.max_ratio:g}x): looks like a zip bomb; refusing to extract")
 
     def _charge(self, label: str, what: str, n: int) -> None:
-        with self._count:
-            self.written += n
-        if self.written > self.limits.max_bytes:
+        with self.written.get_lock():
+            self.written.value += n
+            total = self.written.value
+        if total > self.limits.max_bytes:
             raise UnsafeArchiveError(
                 label, f"{what}: more than max_bytes={self.limits.max_bytes} uncompressed; refusing to extract")
 
@@ -372,6 +382,29 @@ class _Unpacker:
         # later walk (links followed) loop; links into a nested archive's folder are not there yet.
         _walk_members(folder, label, broken_ok=True)
         return sorted(inner)
+
+
+def _zip_run(path: Path, k: int, run: list, label: str, limits: Limits) -> None:
+    """(in a pool's process) Write run ``k`` of a zip's members: (index, name, target) each."""
+    unpacker, failed = _Unpacker(limits, nested=False, written=_WORKER["written"]), _WORKER["failed"]
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+        for idx, name, target in run:
+            if k > failed.value:
+                return
+            try:
+                unpacker._zip_member(zf, infos[idx], name, Path(target), label)
+            except BaseException:
+                with failed.get_lock():
+                    failed.value = min(failed.value, k)
+                raise
+
+
+def _archive_job(path: Path, folder: Path, limits: Limits, nested: bool) -> None:
+    """(in a pool's process) One of several archives, nested ones included, into ``folder``."""
+    folder.mkdir()
+    _Unpacker(limits, nested, written=_WORKER["written"]).archive(path, folder, str(path), 1)
+    _walk_members(folder, str(path), broken_ok=False)
 
 
 def _walk_members(folder: Path, label: str, broken_ok: bool) -> None:
@@ -441,7 +474,7 @@ def unpack(archives: list[Path], dest: Path, *, limits: Limits = Limits(), neste
     """Extract each archive into ``dest/<archive_stem>/`` (plain files are copied to ``dest/<name>``;
     each of ``links`` becomes a symlink ``dest/<name>``: a gated dataset's placed folders, too big
     to copy and not ours to modify). ``verify(folder)`` may refuse the result before it is promoted.
-    ``threads``: how many archives (or runs of one zip's members) are extracted at once.
+    ``threads``: how many processes extract archives (or runs of one big zip's members) at once.
 
     ``dest`` is built in a staging folder and replaces any older ``dest`` only on success. If
     ``dest/.medcurate-unpack.json`` records the same inputs (by name and size, plus sha256 from
@@ -466,27 +499,22 @@ def unpack(archives: list[Path], dest: Path, *, limits: Limits = Limits(), neste
             raise MedcurateError(dest, f"several inputs would unpack into {name!r}")
 
     packed = [(path, name) for path, name in zip(archives, names) if is_archive(path.name)]
-    # Several archives (ChestX-ray14's twelve tars) are unpacked side by side, one per thread;
-    # a single zip is written by several threads instead.
-    unpacker = _Unpacker(limits, nested, threads if len(packed) == 1 else 1)
+    # Several archives (ChestX-ray14's twelve tars) are unpacked side by side, a process each;
+    # a single big zip is written by several processes instead.
+    side_by_side = threads > 1 and len(packed) > 1 and sum(p.stat().st_size for p, _ in packed) >= PARALLEL_MIN_BYTES
+    unpacker = _Unpacker(limits, nested, 1 if side_by_side else threads)
     with atomic_dir(dest) as stage:
         os.chmod(stage, 0o755)
-
-        def unpack_one(path: Path, name: str) -> None:
-            (stage / name).mkdir()
-            unpacker.archive(path, stage / name, str(path), 1)
-            # again now that nested archives are unpacked: a link may lead into one of them
-            _walk_members(stage / name, str(path), broken_ok=False)
-
-        if len(packed) > 1 and threads > 1:
-            with ThreadPoolExecutor(min(threads, len(packed))) as pool:
-                futures = [pool.submit(unpack_one, path, name) for path, name in packed]
-            for f in futures:  # in the order given: the first archive's error, as on one thread
-                if f.exception() is not None:
-                    raise f.exception()
+        if side_by_side:
+            with _pool(min(threads, len(packed)), unpacker.written) as pool:
+                futures = [pool.submit(_archive_job, path, stage / name, limits, nested) for path, name in packed]
+            _raise_first(futures)
         else:
             for path, name in packed:
-                unpack_one(path, name)
+                (stage / name).mkdir()
+                unpacker.archive(path, stage / name, str(path), 1)
+                # again now that nested archives are unpacked: a link may lead into one of them
+                _walk_members(stage / name, str(path), broken_ok=False)
         for path, name in zip(archives, names):
             if not is_archive(path.name):
                 shutil.copyfile(path, stage / name)
