@@ -52,13 +52,24 @@ def _targets(node: ast.Import | ast.ImportFrom, package: str) -> set[str]:
     return {target} | {m for a in node.names if _path(m := f"{target}.{a.name}".lstrip("."))}
 
 
+def _statements(body: list):
+    """Every statement, at any depth: an import is a statement, so expressions (nine nodes in ten,
+    which ast.walk would visit on every Snakemake start) need not be walked."""
+    for node in body:
+        yield node
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            inner = getattr(node, field, None)
+            if isinstance(inner, list):
+                yield from _statements(inner)
+
+
 @functools.cache
 def _imports(module: str) -> frozenset[str]:
     path = _path(module)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     tree = ast.parse(path.read_bytes())
     found = set()
-    for node in ast.walk(tree):
+    for node in _statements(tree.body):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             found |= _targets(node, package)
     # task modules count only where imported at module level (not inside a function)
