@@ -267,9 +267,29 @@ def config_for(base: Path, work: Path) -> Path:
 # ------------------------------------------------------------------------------ the three approaches
 
 
+def warm_sources(config: Path) -> None:
+    """Read every file:// source of the measured set once, so each build (1 core, 2 cores, another
+    commit) fetches from a mirror in the page cache: whether the last build's writes evicted the
+    2 GB archive otherwise decides the fetch step's time (2.6 to 6.5 s for the same code)."""
+    import urllib.parse
+    import urllib.request
+
+    import yaml
+
+    folder = yaml.safe_load(config.read_text()).get("catalogue")
+    for entry in sorted(Path(folder).glob("*.yaml")) if folder else []:
+        for source in yaml.safe_load(entry.read_text()).get("sources", []):
+            url = urllib.parse.urlsplit(source.get("url", ""))
+            if url.scheme == "file":
+                with open(urllib.request.url2pathname(url.path), "rb") as fh:
+                    while fh.read(1 << 24):
+                        pass
+
+
 def run_medcurate(config: Path, work: Path, cores: int, name: str) -> dict:
     shutil.rmtree(work / name, ignore_errors=True)
     (work / name).mkdir(parents=True)
+    warm_sources(config)
     cmd = [*snakemake(), "--directory", str(work / name), "--cores", str(cores), "--configfile", str(config)]
     return measure(cmd, log=work / f"{name}.log")
 
