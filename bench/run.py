@@ -27,7 +27,8 @@ For one input set it measures, each in a fresh folder under <data>/runs/:
       (cp -al) would share files that Snakemake and the steps may rewrite in place (.snakemake
       metadata), so neither is used.
 All of it runs a snapshot of the code taken when the run starts (<data>/runs/<set>/code/: Snakefile,
-workflow/, config/, envs/, bench/), so edits made to the checkout meanwhile cannot change what is
+workflow/, config/, envs/, bench/; its package first on PYTHONPATH, so the Snakefile and the jobs'
+`medcurate` command both import it), so edits made to the checkout meanwhile cannot change what is
 measured or re-run steps through their code fingerprints; results.json records the snapshot's digest
 and the commit it was taken from. --patch FILE applies a proposed change to the snapshot only.
 A measurement during which other processes used more than --max-busy cores is repeated (up to
@@ -78,6 +79,15 @@ def catalogue_ids(code: Path) -> list[str]:
 
 def snakemake() -> list[str]:
     return [PY, "-m", "snakemake", "-s", str(CODE / "Snakefile")]
+
+
+def code_env() -> dict:
+    """The environment of a measured Snakemake run: its main process and its jobs (the installed
+    `medcurate` entry point) import the package from the code snapshot, not from the checkout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CODE / "workflow"), env.get("PYTHONPATH")) if p)
+    return env
+
 # a job runs `medcurate <step>` (the console script: python .../bin/medcurate <step>) or -m medcurate
 JOB = re.compile(r"(?:-m |/)medcurate (\S+)|naive_one\.py|-m zipfile")
 
@@ -154,7 +164,7 @@ def measure(cmd: list[str], cwd: Path | None = None, log: Path | None = None, en
     b0, hz = _busy_jiffies()
     t0 = time.time()
     with open(log or os.devnull, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env or code_env())
         mon = Monitor(proc.pid)
         mon.start()
         _, status, ru = os.wait4(proc.pid, 0)
@@ -317,7 +327,7 @@ def reclaim(config: Path, d: Path) -> dict:
     """The reclaim command a user runs when the build is done, then the disk again."""
     # the target first: --configfile takes several values and would swallow it
     proc = subprocess.run([*snakemake(), "reclaim", "--directory", str(d), "--cores", "1", "--configfile", str(config)],
-                          check=False, capture_output=True, text=True)
+                          check=False, capture_output=True, text=True, env=code_env())
     said = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "reclaimed" in ln]
     out = {"returncode": proc.returncode, "said": said[-1] if said else "", "disk": disk_use(d)}
     if proc.returncode:
@@ -492,7 +502,7 @@ def scheduled(text: str) -> dict[str, dict]:
 
 def dry_run(config: Path, d: Path, cores: int, log: Path) -> dict[str, dict]:
     cmd = [*snakemake(), "--directory", str(d), "--cores", str(cores), "--configfile", str(config), "-n"]
-    proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=code_env())
     log.write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise SystemExit(f"dry-run failed ({proc.returncode}): {' '.join(cmd)}\n{(proc.stdout + proc.stderr)[-3000:]}")

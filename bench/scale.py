@@ -43,7 +43,8 @@ def dry_run_real(work: Path) -> dict:
     for _ in range(3):
         t = time.time()
         proc = subprocess.run([*run.snakemake(), "--directory", str(d), "--cores", "2", "--configfile",
-                               str(run.CODE / "config" / "config.yaml"), "-n"], capture_output=True, text=True, check=False)
+                               str(run.CODE / "config" / "config.yaml"), "-n"], capture_output=True, text=True, check=False,
+                              env=run.code_env())
         walls.append(time.time() - t)
         if proc.returncode:
             raise SystemExit(f"dry-run failed: {(proc.stdout + proc.stderr)[-2000:]}")
