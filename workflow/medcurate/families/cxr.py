@@ -21,6 +21,8 @@ matched exactly (after lower-casing), never as substrings: 'granuloma' must not 
 
 from __future__ import annotations
 
+import functools
+
 import gzip
 import io
 import warnings
@@ -114,6 +116,7 @@ MAPPING: dict[str, dict[str, list[str]]] = {
 }
 
 
+@functools.cache  # one string per column, shared by every case's labels (not one per case)
 def column(name: str) -> str:
     return f"h_{name}"
 

@@ -25,6 +25,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import re
 from pathlib import Path
 
@@ -55,6 +57,7 @@ META = ["follow_up", "age", "gender", "view_position", "original_width", "origin
         "pixel_spacing_x", "pixel_spacing_y"]
 
 
+@functools.cache  # one string per column, shared by every case's labels (not one per case)
 def column(name: str) -> str:
     """The manifest column of a finding: 'Pleural_Thickening' -> 'pleural_thickening'."""
     return name.lower()
