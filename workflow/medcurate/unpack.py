@@ -19,12 +19,12 @@ import filecmp
 import json
 import logging
 import lzma
+import multiprocessing
 import os
 import posixpath
 import re
 import shutil
 import stat
-import multiprocessing
 import tarfile
 import zipfile
 import zlib

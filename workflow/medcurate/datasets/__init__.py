@@ -105,6 +105,15 @@ def index_files(root: Path, pattern: str, key=lambda path: path.name) -> dict[st
     return found
 
 
+def images_without_rows(images: dict[str, Path], listed, table, patient=None) -> list[Case]:
+    """A quarantined case for each image of ``images`` (key -> path) whose key the table does not
+    list (the table is the truth: such an image has no labels), in key order; ``patient(path)``
+    where the layout names the patient, else the image's own id."""
+    return [Case(case_id=slug(path.stem), patient_id=patient(path) if patient else slug(path.stem), image=path,
+                 problem=CaseError(path, f"image has no row in {table}"))
+            for key, path in sorted(images.items()) if key not in listed]
+
+
 def junk_files(root: Path) -> list[Path]:
     """macOS AppleDouble files ('._name': resource-fork metadata, not data) below ``root``, which
     files() skips; a module lists them so they are reported rather than silently dropped."""

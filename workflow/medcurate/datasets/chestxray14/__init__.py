@@ -32,7 +32,7 @@ from pathlib import Path
 
 from ...errors import CaseError, MedcurateError
 from ...families import cxr
-from .. import Case, find_one, index_files, read_table, read_text, slug
+from .. import Case, find_one, images_without_rows, index_files, read_table, read_text, slug
 
 CSV = "Data_Entry_2017_v2020.csv"
 TRAIN_VAL, TEST = "train_val_list.txt", "test_list.txt"
@@ -88,11 +88,7 @@ def cases(root: Path, plan: dict) -> list[Case]:
         except CaseError as exc:
             case.problem = exc
         out.append(case)
-    for name, path in sorted(images.items()):
-        if name not in seen:
-            out.append(Case(case_id=slug(path.stem), patient_id=slug(path.stem), image=path,
-                            problem=CaseError(path, f"image has no row in {CSV}")))
-    return out
+    return out + images_without_rows(images, seen, CSV)
 
 
 def _norm(header: str) -> str:

@@ -26,7 +26,7 @@ import logging
 from pathlib import Path
 
 from ...errors import CaseError, MedcurateError
-from .. import Case, find_one, index_files, read_table, slug
+from .. import Case, find_one, images_without_rows, index_files, read_table, slug
 
 log = logging.getLogger("medcurate.datasets.isic2019")
 
@@ -46,11 +46,10 @@ def cases(root: Path, plan: dict) -> list[Case]:
     for alias, official in aliases.items():
         log.warning("%s: column '%s' read as '%s' (a documented alias of re-released copies)", METADATA, alias, official)
     images = image_index(root)
-    out, used = [], set()
+    out = []
     for line, row in enumerate(truth.to_dict("records"), start=2):
         name = row["image"]
         path = _match(images, name)
-        used.add(path)
         info = meta.get(_key(name), {})
         lesion = info.get("lesion_id", "")
         case_id = slug(name) or f"line{line}"  # the id names output files: never a path
@@ -63,11 +62,7 @@ def cases(root: Path, plan: dict) -> list[Case]:
         except CaseError as exc:
             case.problem = exc
         out.append(case)
-    for stem, path in sorted(images.items()):
-        if path not in used:
-            out.append(Case(case_id=slug(stem), patient_id=slug(stem), image=path,
-                            problem=CaseError(path, f"image has no row in {GROUND_TRUTH}")))
-    return out
+    return out + images_without_rows(images, {case.image.stem for case in out if case.image}, GROUND_TRUTH)
 
 
 def diagnosis(row: dict, path: Path, line: int) -> str:

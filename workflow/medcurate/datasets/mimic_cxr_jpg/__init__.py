@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ...errors import CaseError, MedcurateError
 from ...families import cxr
-from .. import Case, find_one, index_files, slug
+from .. import Case, find_one, images_without_rows, index_files, slug
 
 METADATA = "mimic-cxr-2.0.0-metadata.csv.gz"
 SPLIT = "mimic-cxr-2.0.0-split.csv.gz"
@@ -74,11 +74,7 @@ def cases(root: Path, plan: dict) -> list[Case]:
         except CaseError as exc:
             case.problem = exc
         out.append(case)
-    for dicom, path in sorted(images.items()):
-        if dicom not in seen:
-            out.append(Case(case_id=slug(dicom), patient_id=path.parent.parent.name.removeprefix("p"), image=path,
-                            problem=CaseError(path, f"image has no row in {METADATA}")))
-    return out
+    return out + images_without_rows(images, seen, METADATA, patient=lambda path: path.parent.parent.name.removeprefix("p"))
 
 
 def placed_subjects(images: dict[str, Path]) -> set[str]:

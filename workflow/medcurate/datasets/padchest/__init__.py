@@ -30,7 +30,7 @@ import numpy as np
 from ...errors import CaseError, MedcurateError
 from ...images import read_image
 from ...families import cxr
-from .. import Case, files, index_files, slug
+from .. import Case, files, images_without_rows, index_files, slug
 
 CSV_PATTERN = "PADCHEST_chest_x_ray_images_labels_160K*.csv*"
 REQUIRED = ["ImageID", "ImageDir", "StudyID", "PatientID", "Projection", "MethodLabel", "Labels"]
@@ -107,11 +107,7 @@ def cases(root: Path, plan: dict) -> list[Case]:
         except CaseError as exc:
             case.problem = exc
         out.append(case)
-    for name, path in sorted(images.items()):
-        if name not in seen:
-            out.append(Case(case_id=slug(path.stem), patient_id=slug(path.stem), image=path,
-                            problem=CaseError(path, f"image has no row in {table.name}")))
-    return out
+    return out + images_without_rows(images, seen, table.name)
 
 
 def dataset_facts(root: Path, plan: dict) -> dict:
