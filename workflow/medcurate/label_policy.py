@@ -16,7 +16,10 @@ unless asked for.
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only; the Snakefile imports this module (through outputs)
+    import pandas as pd
 
 HARMONISED_PREFIX = "h_"
 

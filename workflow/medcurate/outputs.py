@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from . import columns
 from .errors import MedcurateError
 from .label_policy import target_columns
+
+if TYPE_CHECKING:  # the Snakefile imports this module (through exports): pandas only where load() runs
+    import pandas as pd
 
 SPLITS = ("train", "val", "test")
 
@@ -35,6 +36,10 @@ def load(path: str | Path, split: str | list[str] | None = None, curated: bool |
     manifest = root / "manifest.csv"
     if not manifest.is_file():
         raise MedcurateError(manifest, "missing: the results folder is incomplete")
+    import pandas as pd
+
+    from . import columns
+
     raw = pd.read_csv(manifest, dtype=str, keep_default_na=False)
     types = meta.get("columns") or columns.column_types(raw, meta["labels"])  # folders published before 'columns'
     try:

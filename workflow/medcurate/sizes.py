@@ -150,7 +150,7 @@ def listed_bytes(path: Path | io.BytesIO, name: str, nested: bool, depth: int = 
                 for info in zf.infolist():
                     if info.is_dir():
                         continue
-                    inner = _inner(zf.open(info), info.filename, info.file_size, nested, depth)
+                    inner = _inner(lambda info=info: zf.open(info), info.filename, info.file_size, nested, depth)
                     if inner is None:
                         return None
                     total += inner
@@ -161,7 +161,7 @@ def listed_bytes(path: Path | io.BytesIO, name: str, nested: bool, depth: int = 
         with (tarfile.open(fileobj=path) if isinstance(path, io.BytesIO) else tarfile.open(path)) as tf:
             for m in tf:
                 if m.isfile():
-                    inner = _inner(tf.extractfile(m), m.name, m.size, nested, depth)
+                    inner = _inner(lambda m=m: tf.extractfile(m), m.name, m.size, nested, depth)
                     if inner is None:
                         return None
                     total += inner
@@ -170,12 +170,14 @@ def listed_bytes(path: Path | io.BytesIO, name: str, nested: bool, depth: int = 
         return None
 
 
-def _inner(fh, name: str, size: int, nested: bool, depth: int) -> int | None:
+def _inner(opener, name: str, size: int, nested: bool, depth: int) -> int | None:
+    """``opener`` is called only for a nested archive: opening a zip member reads its local header,
+    a seek per member (12,400 of them in FETAL_PLANES_DB's zip, at every run's space check)."""
     from .unpack import is_archive
 
     if not (nested and is_archive(name)) or depth >= 3:
         return size
     if size > LIST_LIMIT:
         return None
-    with fh:
+    with opener() as fh:
         return listed_bytes(io.BytesIO(fh.read()), name, nested, depth + 1)

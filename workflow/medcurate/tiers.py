@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .atomic import atomic_open, write_text
 
@@ -18,9 +17,14 @@ RAW_MASKS = "raw_masks"  # label maps before the clean step; results/ links the 
 BOXES = "boxes.csv"  # detection: one row per box (boxes.py); publish gathers the shards' into one
 BOOKKEEPING = {PART, SUMS, QUARANTINE, FACTS, BOXES}
 
+if TYPE_CHECKING:  # the Snakefile imports this module (through exports): pandas only where a table is read
+    import pandas as pd
+
 
 def read_table(path: Path) -> pd.DataFrame:
     """A step table as written: every value a string (ids keep their leading zeros)."""
+    import pandas as pd
+
     return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 

@@ -11,13 +11,15 @@ import os
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .. import outputs
 from ..atomic import atomic_dir, file_digest, link
 from ..errors import MedcurateError
 from ..tiers import read_sums
+
+if TYPE_CHECKING:  # the Snakefile imports this package: pandas (0.2 s) only where a job reads a manifest
+    import pandas as pd
 
 log = logging.getLogger("medcurate.export")
 
