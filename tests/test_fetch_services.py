@@ -86,9 +86,9 @@ def test_tcia_collection_is_fetched_series_by_series_checked_and_laid_out_like_n
 def test_tcia_rerun_fetches_only_missing_or_bad_series(tcia, tmp_path):
     dest = tmp_path / "CBIS-DDSM"
     first = fetch_source(tcia_source(tcia), dest, settings=SETTINGS, secrets=NONE)
-    n = len(image_requests(tcia))
+    n, asked = len(image_requests(tcia)), len(tcia.requests)
     assert fetch_source(tcia_source(tcia), dest, settings=SETTINGS, secrets=NONE) == first
-    assert len(image_requests(tcia)) == n  # nothing fetched again
+    assert len(tcia.requests) == asked  # nothing fetched again, not even the series list (it is kept)
     # one file of one series lost from the store: that series only is fetched again
     victim = next(iter(sorted(tcia.series)))
     stored = next((tmp_path / "CBIS-DDSM.store" / victim).rglob("*.dcm"))
@@ -227,6 +227,19 @@ def test_kits19_imaging_is_pinned_by_the_hugging_face_listing_across_its_pages(k
     shutil.rmtree(tmp_path / "kits19.store" / "case_00001")
     with pytest.raises(ChecksumError, match="case_00001.*does not match: (sha256|md5|size)"):
         fetch_source(kits_source(kits), tmp_path / "kits19", settings=SETTINGS, secrets=NONE)
+
+
+def test_kits19_listing_that_does_not_answer_is_asked_again_next_run(kits, tmp_path):
+    """A listing that failed is not kept as an empty one: the next run asks again and pins."""
+    listing = "/hf-api/images"
+    kits.fail[listing] = [404]
+    first = fetch_source(kits_source(kits), tmp_path / "kits19", settings=SETTINGS, secrets=NONE)
+    assert "recorded on first use" in first["checksum_source"] and not (tmp_path / "kits19.store" / "imaging.json").exists()
+    shutil.rmtree(tmp_path / "kits19.store" / "case_00000")  # so the next run fetches a case again
+    asked = len(kits.paths(listing))
+    second = fetch_source(kits_source(kits), tmp_path / "kits19", settings=SETTINGS, secrets=NONE)
+    assert len(kits.paths(listing)) > asked and "Hugging Face LFS sha256" in second["checksum_source"]
+    assert (tmp_path / "kits19.store" / "imaging.json").is_file()
 
 
 def test_kits19_label_that_does_not_match_the_commit_is_refused(kits, tmp_path):

@@ -530,3 +530,32 @@ def test_threads_refuse_a_hostile_member_from_a_worker(tmp_path, parallel):
     with pytest.raises(UnsafeArchiveError, match=r"b\.tar\.gz: member '\.\./\.\./escape\.txt' contains a '\.\.' component"):
         unpack([good, bad], tmp_path / "out", threads=2)
     assert not (tmp_path / "out").exists() and not (tmp_path.parent / "escape.txt").exists()
+
+
+@pytest.fixture
+def no_shared_memory(monkeypatch):
+    """A container without /dev/shm: multiprocessing cannot make a semaphore."""
+    import errno
+    import multiprocessing
+
+    def refuse(*a, **k):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(multiprocessing, "Value", refuse)
+
+
+def test_without_shared_memory_a_small_archive_needs_none(tmp_path, no_shared_memory, caplog):
+    arc, members = many_zip(tmp_path / "small.zip")
+    unpack([arc], tmp_path / "out", threads=4)
+    assert tree(tmp_path / "out" / "small") == members and "one process" not in caplog.text
+
+
+def test_without_shared_memory_a_big_release_is_unpacked_in_one_process(tmp_path, parallel, no_shared_memory, caplog):
+    arc, members = many_zip(tmp_path / "big.zip")
+    unpack([arc], tmp_path / "zip", threads=2)
+    assert tree(tmp_path / "zip" / "big") == members
+    tars = [make_tar(tmp_path / f"images_{k:03d}.tar.gz", {f"images/{k}_{i}.png": bytes([k, i]) * 500 for i in range(20)})
+            for k in range(1, 4)]
+    unpack(tars, tmp_path / "tars", threads=3)
+    assert len(tree(tmp_path / "tars")) == 60
+    assert caplog.text.count("unpacking in one process: no shared memory") == 2 and "Function not implemented" in caplog.text

@@ -172,10 +172,32 @@ def _raise_first(futures) -> None:
             raise f.exception()
 
 
+class _Count:
+    """Bytes written in one process. A shared multiprocessing.Value needs a POSIX semaphore
+    (/dev/shm), which some containers lack: it is made only when a pool runs (see share)."""
+
+    def __init__(self):
+        self.value = 0
+
+    def get_lock(self):
+        return contextlib.nullcontext()
+
+
 class _Unpacker:
     def __init__(self, limits: Limits, nested: bool, workers: int = 1, written=None):
         self.limits, self.nested, self.workers = limits, nested, max(1, workers)
-        self.written = written if written is not None else multiprocessing.Value("q", 0)
+        self.written = written if written is not None else _Count()
+
+    def share(self, label: str) -> bool:
+        """Move the byte count to shared memory for a pool's processes; False (one process, with
+        a warning) where the system cannot share it."""
+        if isinstance(self.written, _Count):
+            try:
+                self.written = multiprocessing.Value("q", self.written.value)
+            except OSError as e:
+                log.warning("%s: unpacking in one process: no shared memory for several (%s)", label, os_error_text(e))
+                return False
+        return True
 
     def archive(self, path: Path, folder: Path, label: str, level: int) -> None:
         """Extract ``path`` into the existing empty ``folder``, then its nested archives."""
@@ -250,7 +272,7 @@ class _Unpacker:
                 if not i.is_dir():
                     files.append((idx, name, str(target)))
             big = declared >= PARALLEL_MIN_BYTES and len(files) >= 64
-            if self.workers == 1 or not big:
+            if self.workers == 1 or not big or not self.share(label):
                 for idx, name, target in files:
                     self._zip_member(zf, infos[idx], name, Path(target), label)
                 return
@@ -503,6 +525,7 @@ def unpack(archives: list[Path], dest: Path, *, limits: Limits = Limits(), neste
     # a single big zip is written by several processes instead.
     side_by_side = threads > 1 and len(packed) > 1 and sum(p.stat().st_size for p, _ in packed) >= PARALLEL_MIN_BYTES
     unpacker = _Unpacker(limits, nested, 1 if side_by_side else threads)
+    side_by_side = side_by_side and unpacker.share(str(dest))
     with atomic_dir(dest) as stage:
         os.chmod(stage, 0o755)
         if side_by_side:

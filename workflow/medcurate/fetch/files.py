@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
 
 from medcurate import secrets as _secrets
+from medcurate.atomic import write_text
 
 from .core import client_for, fetch, redacted
 from .retry import Policy
@@ -77,13 +80,16 @@ def git_blob_sha1(path: Path) -> str:
     return h.hexdigest()
 
 
-def read_cached_listing(path: Path, key: dict) -> list | None:
-    """A source's file/series list saved by an earlier run for the same ``key`` (so a re-run whose
-    items are all there needs no network), or None."""
+def cached_listing(path: Path, key: dict, make: Callable[[], list | None]) -> list | None:
+    """A source's file/series list: the one an earlier run saved for the same ``key`` (so a re-run
+    whose items are all there needs no network), else ``make()``'s, saved unless it is None."""
     saved = read_json(path)
-    if saved is None or saved.get("key") != key or not isinstance(saved.get("series"), list):
-        return None
-    return saved["series"]
+    if saved is not None and saved.get("key") == key and isinstance(saved.get("series"), list):
+        return saved["series"]
+    made = make()
+    if made is not None:
+        write_text(path, json.dumps({"key": key, "series": made}, indent=1, sort_keys=True) + "\n")
+    return made
 
 
 def subset_fact(source: dict, total: int, unit: str) -> dict | None:

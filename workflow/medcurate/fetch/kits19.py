@@ -20,13 +20,11 @@ Cases without a segmentation (the 90 test cases) are not downloaded: nothing con
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from pathlib import Path
 
 from medcurate import secrets as _secrets
-from medcurate.atomic import write_text
 from medcurate.errors import ChecksumError, FetchError
 
 from . import files as _files
@@ -107,10 +105,8 @@ def fetch_kits19(source: dict, dest: Path, *, settings: dict, secrets: _secrets.
     tree_url = f"{spec.get('github_api', GITHUB_API).rstrip('/')}/repos/{repo}/git/trees/{commit}?recursive=1"
     store = Store(dest)
     store.root.mkdir(parents=True, exist_ok=True)
-    listing = store.root / "series.json"
-    key = {"tree": tree_url}
-    blobs = _files.read_cached_listing(listing, key)
-    if blobs is None:
+
+    def tree():
         with _files.api_client(settings, secrets) as client:
             resp, _ = client.request(dest, tree_url, {"Accept": "application/vnd.github+json"})
             with resp:
@@ -121,9 +117,9 @@ def fetch_kits19(source: dict, dest: Path, *, settings: dict, secrets: _secrets.
                 except ValueError:
                     raise FetchError(dest, f"{tree_url} did not answer JSON") from None
         found = blobs_from_tree(payload, tree_url)
-        blobs = [{"path": p, **v} for p, v in sorted(found.items())
-                 if p == "data/kits.json" or _SEGMENTATION.fullmatch(p)]
-        write_text(listing, json.dumps({"key": key, "series": blobs}, indent=1) + "\n")
+        return [{"path": p, **v} for p, v in sorted(found.items()) if p == "data/kits.json" or _SEGMENTATION.fullmatch(p)]
+
+    blobs = _files.cached_listing(store.root / "series.json", {"tree": tree_url}, tree)
     by_path = {b["path"]: b for b in blobs}
     if "data/kits.json" not in by_path:
         raise FetchError(dest, f"{tree_url} has no data/kits.json: is {commit} a commit of {repo}?")
@@ -132,14 +128,13 @@ def fetch_kits19(source: dict, dest: Path, *, settings: dict, secrets: _secrets.
         raise FetchError(dest, f"{tree_url} lists no data/case_XXXXX/segmentation.nii.gz")
     # the imaging's sha256 and size where the Hugging Face listing states them
     listing_url = spec.get("imaging_listing", IMAGING_LISTING)
-    pins_file, pins_key = store.root / "imaging.json", {"listing": listing_url}
-    saved = _files.read_cached_listing(pins_file, pins_key)
-    if saved is None:
+
+    def imaging_listing():  # None (asked again next run) when the listing does not answer
         with _files.api_client(settings, secrets) as client:
             found = imaging_pins(client, dest, listing_url)
-        if found is not None:  # kept only when the listing answered (else asked again next run)
-            saved = [{"case": c, **v} for c, v in sorted(found.items())]
-            write_text(pins_file, json.dumps({"key": pins_key, "series": saved}, indent=1) + "\n")
+        return None if found is None else [{"case": c, **v} for c, v in sorted(found.items())]
+
+    saved = _files.cached_listing(store.root / "imaging.json", {"listing": listing_url}, imaging_listing)
     pins = {p["case"]: {"sha256": p["sha256"], "size": p["size"]} for p in saved or []}
     subset = source.get("subset")
     chosen = cases[:subset] if subset is not None else cases

@@ -11,12 +11,10 @@ credentialed projects need an account that signed the project's agreement, and H
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from medcurate import secrets as _secrets
-from medcurate.atomic import write_text
 from medcurate.errors import FetchError
 
 from . import auth
@@ -59,10 +57,8 @@ def fetch_project(source: dict, dest: Path, *, settings: dict, secrets: _secrets
     sums_url = f"{base}/{SUMS}"
     store = Store(dest)
     store.root.mkdir(parents=True, exist_ok=True)
-    listing = store.root / "series.json"
-    key = {"sums": sums_url}
-    saved = _files.read_cached_listing(listing, key)
-    if saved is None:
+
+    def sums_list():
         with _files.api_client(settings, secrets) as client:
             resp, cred = client.request(dest, sums_url)
             with resp:
@@ -74,8 +70,9 @@ def fetch_project(source: dict, dest: Path, *, settings: dict, secrets: _secrets
                     raise FetchError(dest, f"{sums_url} returned an HTML page (a login page?): "
                                            f"{_secrets.hint('physionet')}")
                 sums = parse_sums(resp.text, sums_url)
-        saved = [{"path": p, "sha256": h} for p, h in sorted(sums.items()) if p != SUMS]
-        write_text(listing, json.dumps({"key": key, "series": saved}, indent=1) + "\n")
+        return [{"path": p, "sha256": h} for p, h in sorted(sums.items()) if p != SUMS]
+
+    saved = _files.cached_listing(store.root / "series.json", {"sums": sums_url}, sums_list)
     by_item: dict[str, list[dict]] = {}
     for f in saved:
         by_item.setdefault(item_key(f["path"]), []).append(f)

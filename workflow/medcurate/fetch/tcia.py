@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import logging
 import re
 import shutil
@@ -28,7 +27,6 @@ import zipfile
 from pathlib import Path
 
 from medcurate import secrets as _secrets
-from medcurate.atomic import write_text
 from medcurate.errors import ChecksumError, FetchError
 
 from . import auth
@@ -177,27 +175,26 @@ def fetch_collection(source: dict, dest: Path, *, settings: dict, secrets: _secr
     api = spec.get("api", API).rstrip("/")
     store = Store(dest)
     store.root.mkdir(parents=True, exist_ok=True)
-    with _files.api_client(settings, secrets) as client:
-        # the collection's list, kept: a re-run whose series are all there needs no network
-        listing = store.root / "series.json"
-        key = {"api": api, "collection": spec["collection"], "manifest": spec.get("manifest")}
-        cached = _files.read_cached_listing(listing, key)
-        if cached is None:
-            manifest = None
-            if spec.get("manifest"):
-                path, _ = _files.get(spec["manifest"], "manifest.tcia", store.root / "manifest.d", store,
-                                     settings=settings, secrets=secrets, expect="file")
-                manifest = parse_manifest(path.read_text(encoding="utf-8", errors="replace"), spec["manifest"])
+
+    def collection_list():
+        manifest = None
+        if spec.get("manifest"):
+            path, _ = _files.get(spec["manifest"], "manifest.tcia", store.root / "manifest.d", store,
+                                 settings=settings, secrets=secrets, expect="file")
+            manifest = parse_manifest(path.read_text(encoding="utf-8", errors="replace"), spec["manifest"])
+        with _files.api_client(settings, secrets) as client:
             rows = series_list(client, dest, api, spec["collection"])
-            if manifest is not None:  # only the manifest's series, with the list's facts about each
-                by_uid = {r["SeriesInstanceUID"]: r for r in rows}
-                missing = [u for u in manifest if u not in by_uid]
-                if missing:
-                    raise FetchError(dest, f"{len(missing)} series of {spec['manifest']} are not in "
-                                           f"{spec['collection']}'s series list (e.g. {missing[0]})")
-                rows = [by_uid[u] for u in manifest]
-            write_text(listing, json.dumps({"key": key, "series": rows}, indent=1, sort_keys=True) + "\n")
-            cached = rows
+        if manifest is None:
+            return rows
+        by_uid = {r["SeriesInstanceUID"]: r for r in rows}  # only the manifest's series, with the list's facts
+        missing = [u for u in manifest if u not in by_uid]
+        if missing:
+            raise FetchError(dest, f"{len(missing)} series of {spec['manifest']} are not in "
+                                   f"{spec['collection']}'s series list (e.g. {missing[0]})")
+        return [by_uid[u] for u in manifest]
+
+    key = {"api": api, "collection": spec["collection"], "manifest": spec.get("manifest")}
+    cached = _files.cached_listing(store.root / "series.json", key, collection_list)
     rows, subjects = select(cached, spec.get("group"), source.get("subset"))
     items = [Item(r["SeriesInstanceUID"], r) for r in rows]
     local = _files.thread_sessions()
