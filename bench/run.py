@@ -86,6 +86,8 @@ def code_env() -> dict:
     `medcurate` entry point) import the package from the code snapshot, not from the checkout."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CODE / "workflow"), env.get("PYTHONPATH")) if p)
+    # the jobs' `medcurate` is the one installed beside this interpreter, activated or not
+    env["PATH"] = os.pathsep.join(p for p in (str(Path(PY).parent), env.get("PATH")) if p)
     return env
 
 # a job runs `medcurate <step>` (the console script: python .../bin/medcurate <step>) or -m medcurate
