@@ -184,20 +184,28 @@ def measure(cmd: list[str], cwd: Path | None = None, log: Path | None = None, en
            "max_rss_mb": ru.ru_maxrss / 1024, "jobs": jobs}
     # Orchestration: time with no job running, plus snakemake's own CPU while jobs ran.
     if jobs:
-        spans = sorted((j["start"], j["end"]) for j in jobs)
-        union, cur_s, cur_e = 0.0, *spans[0]
-        for s, e in spans[1:]:
-            if s > cur_e:
-                union += cur_e - cur_s
-                cur_s, cur_e = s, e
+        merged: list[list[float]] = []
+        for s, e in sorted((j["start"], j["end"]) for j in jobs):
+            if merged and s <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], e)
             else:
-                cur_e = max(cur_e, e)
-        union += cur_e - cur_s
-        first, last = spans[0][0], max(e for _, e in spans)
-        own = [c for t, c in mon.root_cpu if first <= t <= last]
-        res.update(job_union=union, snakemake_cpu_during_jobs=(own[-1] - own[0]) if len(own) > 1 else 0.0,
+                merged.append([s, e])
+        res.update(job_union=sum(e - s for s, e in merged),
+                   snakemake_cpu_during_jobs=cpu_within(mon.root_cpu, merged),
                    snakemake_cpu=mon.root_cpu[-1][1] if mon.root_cpu else 0.0)
     return res
+
+
+def cpu_within(samples: list[tuple[float, float]], spans: list[list[float]]) -> float:
+    """CPU added between consecutive (time, cpu) samples that both fall inside one span: the gaps
+    between jobs are already counted whole as wall time, their CPU is not counted again."""
+    total, k = 0.0, 0
+    for (t0, c0), (t1, c1) in zip(samples, samples[1:]):
+        while k < len(spans) and spans[k][1] < t0:
+            k += 1
+        if k < len(spans) and spans[k][0] <= t0 and t1 <= spans[k][1]:
+            total += c1 - c0
+    return total
 
 
 def by_kind(jobs: list[dict]) -> dict[str, dict]:

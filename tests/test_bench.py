@@ -36,3 +36,13 @@ def test_measured_runs_use_the_medcurate_beside_the_interpreter(monkeypatch):
     env = run.code_env()
     assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
     assert env["PYTHONPATH"].split(":")[0] == str(run.CODE / "workflow")
+
+
+def test_orchestration_counts_snakemakes_cpu_only_while_jobs_run():
+    """A gap between jobs is counted whole as wall time; Snakemake's CPU in it is not added again."""
+    run = _load("run")
+    samples = [(t, 0.1 * t) for t in range(11)]  # Snakemake busy at 0.1 core throughout
+    assert run.cpu_within(samples, [[2, 4], [6, 9]]) == pytest.approx(0.5)  # (2-4) + (6-9), not 2-9
+    assert run.cpu_within(samples, []) == 0.0
+    res = {"wall": 10.0, "job_union": 5.0, "snakemake_cpu_during_jobs": 0.5}
+    assert run.orchestration(res, 2) == pytest.approx((5.0 + 0.25) / 10.0)
