@@ -1,11 +1,11 @@
 """Snakemake's own cost per run, without medcurate: the floor under bench/run.py's orchestration share.
 
-A generated Snakefile runs `sleep S` jobs (one, or a chain of N dependent ones as deep as a
-medcurate build: fetch -> unpack -> convert -> select -> split -> publish), with the same exit
-as medcurate's hooks (the pending rate-limit timer cancelled); `--params` gives each rule a
-parameter as medcurate's rules have (Snakemake then imports pandas to hash parameters, once per
-run). Prints wall minus the jobs' sleep, best of --repeat, and that time as a share of a build of
---build-wall seconds:
+A generated Snakefile runs `sleep S` jobs with the same exit as medcurate's hooks (the pending
+rate-limit timer cancelled), three ways: one job; a chain of --depth dependent ones, as deep as a
+medcurate build (fetch -> unpack -> convert -> select -> split -> publish); the same chain with
+a parameter on each rule, as medcurate's rules have (Snakemake then imports pandas to hash
+parameters, once per run). Prints wall minus the jobs' sleep, best of --repeat, and that time as
+a share of a build of --build-wall seconds:
 
     python bench/engine.py --build-wall 38.6
 """
