@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+# medcurate.hooks.cancel_pending_timers, written out: importing medcurate would add its start here
 EXIT = """
 onsuccess:
     import threading

@@ -90,6 +90,7 @@ def code_env() -> dict:
     env["PATH"] = os.pathsep.join(p for p in (str(Path(PY).parent), env.get("PATH")) if p)
     return env
 
+
 # a job runs `medcurate <step>` (the console script: python .../bin/medcurate <step>) or -m medcurate
 JOB = re.compile(r"(?:-m |/)medcurate (\S+)|naive_one\.py|-m zipfile")
 

@@ -445,10 +445,14 @@ def test_rerun_without_fingerprints_uses_mtime(tmp_path):
 
 @pytest.fixture
 def parallel(monkeypatch):
-    """Pools for any size: these archives are far below the size that pays for them."""
+    """Pools for any size: these archives are far below the size that pays for them. Returns the
+    process count of each pool started, so a test sees that its work did leave the process."""
     import medcurate.unpack
 
     monkeypatch.setattr(medcurate.unpack, "PARALLEL_MIN_BYTES", 0)
+    started, real = [], medcurate.unpack._pool
+    monkeypatch.setattr(medcurate.unpack, "_pool", lambda n, *a: started.append(n) or real(n, *a))
+    return started
 
 
 def corrupt_member(arc: Path, name: str) -> None:
@@ -474,7 +478,7 @@ def test_threads_write_the_same_tree(tmp_path, threads, parallel):
     one = unpack([arc], tmp_path / "one")
     many = unpack([arc], tmp_path / "many", threads=threads)
     assert tree(tmp_path / "many" / "big") == tree(tmp_path / "one" / "big") == members
-    assert many == one
+    assert many == one and parallel == [threads]
 
 
 @pytest.mark.parametrize("threads", [1, 2, 4])
@@ -489,6 +493,7 @@ def test_threads_report_the_first_bad_member_in_archive_order(tmp_path, threads,
         with pytest.raises(ArchiveError, match=r"bad\.zip: truncated or corrupt archive: .*'Images/case0095\.png'"):
             unpack([arc], tmp_path / "out", threads=threads)
         assert not (tmp_path / "out").exists() and not leftovers(tmp_path)
+    assert parallel == ([threads] * 3 if threads > 1 else [])
 
 
 def test_threads_unpack_several_archives_side_by_side(tmp_path, parallel):
@@ -508,6 +513,7 @@ def test_threads_unpack_several_archives_side_by_side(tmp_path, parallel):
     with pytest.raises(ArchiveError, match=r"images_004\.tar\.gz: truncated or corrupt archive"):
         unpack(tars, tmp_path / "many", threads=3)
     assert tree(tmp_path / "many") == before and not [p for p in leftovers(tmp_path) if "many" in p]
+    assert parallel == [3, 3]
 
 
 def test_threads_keep_the_byte_limit(tmp_path, parallel):
@@ -515,7 +521,7 @@ def test_threads_keep_the_byte_limit(tmp_path, parallel):
     tars = [make_tar(tmp_path / f"p{k}.tar.gz", {"data.bin": random.Random(k).randbytes(MiB)}) for k in range(4)]
     with pytest.raises(UnsafeArchiveError, match=r"more than max_bytes"):
         unpack(tars, tmp_path / "out", limits=Limits(max_bytes=3 * MiB), threads=4)
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out").exists() and parallel == [4]
 
 
 def test_threads_refuse_a_hostile_member_from_a_worker(tmp_path, parallel):
@@ -529,7 +535,7 @@ def test_threads_refuse_a_hostile_member_from_a_worker(tmp_path, parallel):
         tar_member(tf, "../../escape.txt", b"out")
     with pytest.raises(UnsafeArchiveError, match=r"b\.tar\.gz: member '\.\./\.\./escape\.txt' contains a '\.\.' component"):
         unpack([good, bad], tmp_path / "out", threads=2)
-    assert not (tmp_path / "out").exists() and not (tmp_path.parent / "escape.txt").exists()
+    assert not (tmp_path / "out").exists() and not (tmp_path.parent / "escape.txt").exists() and parallel == [2]
 
 
 @pytest.fixture
@@ -559,3 +565,4 @@ def test_without_shared_memory_a_big_release_is_unpacked_in_one_process(tmp_path
     unpack(tars, tmp_path / "tars", threads=3)
     assert len(tree(tmp_path / "tars")) == 60
     assert caplog.text.count("unpacking in one process: no shared memory") == 2 and "Function not implemented" in caplog.text
+    assert parallel == []

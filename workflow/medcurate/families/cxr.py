@@ -22,7 +22,6 @@ matched exactly (after lower-casing), never as substrings: 'granuloma' must not 
 from __future__ import annotations
 
 import functools
-
 import gzip
 import io
 import warnings

@@ -62,7 +62,7 @@ def cases(root: Path, plan: dict) -> list[Case]:
         except CaseError as exc:
             case.problem = exc
         out.append(case)
-    return out + images_without_rows(images, {case.image.stem for case in out if case.image}, GROUND_TRUTH)
+    return out + images_without_rows(images, {case.image.stem for case in out}, GROUND_TRUTH)
 
 
 def diagnosis(row: dict, path: Path, line: int) -> str:
