@@ -40,12 +40,14 @@ CPU and peak RSS (VmHWM of each job process, sampled every 50 ms). Other process
 Orchestration share (medcurate run): time that is not spent in jobs, over the wall time:
     (wall - time during which at least one job process ran) + snakemake's own CPU while jobs ran / cores
 i.e. start-up, DAG building, scheduling gaps and bookkeeping. Python start-up inside a job counts
-as job time. "vs floor" is the plain (wall - floor wall) / wall.
+as job time: a job runs from its fork (the kernel's start time) to its exit (the midpoint between
+the last sample that saw it and the first that did not). "vs floor" is the plain (wall - floor wall) / wall.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -118,13 +120,16 @@ def wait_quiet(max_busy: float, patience: float) -> float:
 
 
 class Monitor(threading.Thread):
-    """Samples the process tree of ``pid``: per job process first/last seen, VmHWM, CPU."""
+    """Samples the process tree of ``pid``: per job process its start (fork time) and end (between
+    the last sample that saw it and the first that did not), VmHWM and CPU."""
 
     def __init__(self, pid: int, interval: float = 0.05):
         super().__init__(daemon=True)
         self.root = psutil.Process(pid)
         self.interval, self.jobs, self.stop_flag = interval, {}, threading.Event()
         self.root_cpu: list[tuple[float, float]] = []  # (time, snakemake's own cpu)
+        # psutil's create_time counts from /proc/stat's btime, whole seconds: rebase it on /proc/uptime
+        self.boot_shift = time.time() - float(Path("/proc/uptime").read_text().split()[0]) - psutil.boot_time()
 
     def run(self):
         while not self.stop_flag.is_set():
@@ -135,30 +140,36 @@ class Monitor(threading.Thread):
                 children = self.root.children(recursive=True)
             except psutil.Error:
                 break
+            seen = set()
             for p in children:
-                key = (p.pid, getattr(p, "_create_time", None))
-                info = self.jobs.get(key)
                 try:
+                    key = (p.pid, p.create_time() + self.boot_shift)
+                    seen.add(key)
+                    info = self.jobs.get(key)
                     if info is None:
-                        cmd = " ".join(p.cmdline())
-                        m = JOB.search(cmd)
-                        if not m or not os.path.basename(p.cmdline()[0]).startswith("python"):
-                            self.jobs[key] = False
+                        # checked on every sample: a job's bash execs python under the same pid
+                        cmd = p.cmdline()
+                        m = JOB.search(" ".join(cmd))
+                        if not m or not os.path.basename(cmd[0]).startswith("python"):
                             continue
-                        kind = m.group(1) if m.group(1) else ("naive_one" if "naive_one" in cmd else "unzip")
-                        info = self.jobs[key] = {"kind": kind, "start": now, "end": now, "hwm_kb": 0, "cpu": 0.0}
-                    if info is False:
-                        continue
+                        kind = m.group(1) if m.group(1) else ("naive_one" if "naive_one" in " ".join(cmd) else "unzip")
+                        # started when forked (create_time, to the clock tick), not when first sampled
+                        info = self.jobs[key] = {"kind": kind, "start": key[1], "end": now, "hwm_kb": 0, "cpu": 0.0,
+                                                 "first_seen": now}
                     status = Path(f"/proc/{p.pid}/status").read_text()
                     hwm = re.search(r"VmHWM:\s+(\d+)", status)
                     ct = p.cpu_times()
-                    info.update(end=now, cpu=ct.user + ct.system, hwm_kb=max(info["hwm_kb"], int(hwm.group(1)) if hwm else 0))
+                    info.update(end=now, last_seen=now, cpu=ct.user + ct.system, hwm_kb=max(info["hwm_kb"], int(hwm.group(1)) if hwm else 0))
                 except (psutil.Error, OSError):
                     continue
+            for key, info in self.jobs.items():
+                if key not in seen and not info.get("gone"):
+                    # exited between the last sample that saw it and this one: the midpoint, unbiased
+                    info.update(end=(info["end"] + now) / 2, gone=True)
             time.sleep(self.interval)
 
     def job_list(self) -> list[dict]:
-        return [j for j in self.jobs.values() if j]
+        return list(self.jobs.values())
 
 
 def measure(cmd: list[str], cwd: Path | None = None, log: Path | None = None, env=None) -> dict:
@@ -192,6 +203,9 @@ def measure(cmd: list[str], cwd: Path | None = None, log: Path | None = None, en
             else:
                 merged.append([s, e])
         res.update(job_union=sum(e - s for s, e in merged),
+                   # where the time with no job goes: start-up, hand-offs, the end of the run
+                   outside={"before": merged[0][0] - t0, "between": sum(b[0] - a[1] for a, b in itertools.pairwise(merged)),
+                            "hand_offs": len(merged) - 1, "after": t0 + wall - merged[-1][1]},
                    snakemake_cpu_during_jobs=cpu_within(mon.root_cpu, merged),
                    snakemake_cpu=mon.root_cpu[-1][1] if mon.root_cpu else 0.0)
     return res
@@ -808,6 +822,10 @@ def report(r: dict, what: str, cores: int) -> None:
             print(f"    ... in CPU                  {m['cpu'] / f['cpu']:6.2f}  (less sensitive to other processes than wall)")
             print(f"    overhead vs floor           {(m['wall'] - f['wall']) / m['wall']:6.1%}  ((wall - floor) / wall)")
         print(f"    orchestration share         {orchestration(m, cores):6.1%}  (target <= 2 %; no-job time + snakemake CPU / cores)")
+        if "outside" in m:
+            o = m["outside"]
+            print(f"      no job running: {o['before']:.2f} s before the first, {o['between']:.2f} s in {o['hand_offs']} gaps"
+                  f" between, {o['after']:.2f} s after the last; snakemake CPU while jobs ran {m['snakemake_cpu_during_jobs']:.2f} s")
         if "medcurate_1c" in r:
             print(f"    speed-up 1 -> {cores} cores       {r['medcurate_1c']['wall'] / m['wall']:6.2f}  (target >= 1.85)")
     if "rebuilds" in r and m:

@@ -46,3 +46,19 @@ def test_orchestration_counts_snakemakes_cpu_only_while_jobs_run():
     assert run.cpu_within(samples, []) == 0.0
     res = {"wall": 10.0, "job_union": 5.0, "snakemake_cpu_during_jobs": 0.5}
     assert run.orchestration(res, 2) == pytest.approx((5.0 + 0.25) / 10.0)
+
+
+def test_job_spans_run_from_fork_to_exit(tmp_path):
+    """Ten back-to-back jobs leave little time outside them (~0.1 s: each end is known to half a
+    50-ms sample). Spans from the first to the last sample that saw a job lose ~50 ms per job."""
+    run = _load("run")
+    job = tmp_path / "medcurate"
+    job.write_text(f"#!{sys.executable} -S\nimport time\ntime.sleep(0.2)\n")
+    job.chmod(0o755)
+    driver = tmp_path / "driver.sh"
+    driver.write_text("".join(f"{job} convert {n}\n" for n in range(10)))
+    res = run.measure(["bash", str(driver)], env={"PATH": "/usr/bin:/bin"})
+    assert [j["kind"] for j in res["jobs"]] == ["convert"] * 10
+    assert res["wall"] - res["job_union"] < 0.25, res
+    o = res["outside"]
+    assert o["hand_offs"] <= 9 and o["before"] + o["between"] + o["after"] == pytest.approx(res["wall"] - res["job_union"])
