@@ -225,6 +225,28 @@ def test_the_workflows_check_counts_only_the_jobs_that_run(in_tmp, small_fs):
     assert plan.refusals(config, entries, plans, [("unpack_archives", {"dataset": "acdc"})]) == []
 
 
+def test_a_rebuild_that_only_publishes_measures_only_the_results(in_tmp, monkeypatch):
+    """A re-build after a split change runs split and publish: the check walks the results folder,
+    not also the unpacked and work trees (three walks of every image at every re-build before)."""
+    config, entries, plans = _sample(["fetal_planes_db"])
+    for folder in ("resources/unpacked/fetal_planes_db", "work/fetal_planes_db", "results/fetal_planes_db"):
+        (in_tmp / folder).mkdir(parents=True)
+        (in_tmp / folder / "a.png").write_bytes(b"x" * 1000)
+    (in_tmp / "resources/ready").mkdir()
+    (in_tmp / "resources/ready/fetal_planes_db.json").write_text("{}")
+    (in_tmp / "results/fetal_planes_db/SHA256SUMS").write_text("")
+    walked = []
+    real = plan.tree_bytes
+    monkeypatch.setattr(plan, "tree_bytes", lambda path, **kw: walked.append(Path(path)) or real(path, **kw))
+    split, publish = ("split_dataset", {"dataset": "fetal_planes_db"}), ("publish_dataset", {"dataset": "fetal_planes_db"})
+    assert plan.refusals(config, entries, plans, [split, publish]) == []
+    assert walked == [Path("results/fetal_planes_db")]
+    walked.clear()
+    est = plan.estimate(plans["fetal_planes_db"], entries["fetal_planes_db"], plan.folders(config))
+    assert sorted(map(str, walked)) == ["resources/unpacked/fetal_planes_db", "results/fetal_planes_db", "work/fetal_planes_db"]
+    assert (est.unpacked.bytes, est.work.bytes, est.results.bytes) == (1000, 1000, 1000)
+
+
 def test_a_placed_folder_is_measured_through_its_links_and_a_loop_is_not_followed(in_tmp, tmp_path):
     from conftest import within
 

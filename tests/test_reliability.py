@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import hashlib
 import importlib
 import importlib.util
@@ -896,6 +897,51 @@ def test_a_killed_attempt_leaves_no_staging_folder_behind(tmp_path):
         (stage / "new.txt").write_text("new")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".ds2.abcd1234.staging", "ds"]  # another dest's is kept
     assert [p.name for p in (tmp_path / "ds").iterdir()] == ["new.txt"]
+
+
+def test_a_link_never_writes_through_a_file_already_in_its_place(tmp_path, monkeypatch):
+    """``link`` makes a missing folder, links where it can, and where it must copy (another file
+    system, or the name taken) renames a full copy onto the name: a name that is another tier's
+    file under a second link is replaced, and that tier's bytes stay as they were."""
+    from medcurate.atomic import link
+
+    tier = tmp_path / "converted"
+    tier.mkdir()
+    (tier / "a.png").write_bytes(b"converted")
+    link(tier / "a.png", tmp_path / "stage" / "masks" / "a.png")  # folder missing: made
+    assert (tmp_path / "stage" / "masks" / "a.png").stat().st_ino == (tier / "a.png").stat().st_ino
+    (tmp_path / "cleaned.png").write_bytes(b"cleaned")
+    link(tmp_path / "cleaned.png", tmp_path / "stage" / "masks" / "a.png")  # taken: EEXIST
+    assert (tmp_path / "stage" / "masks" / "a.png").read_bytes() == b"cleaned"
+    assert (tier / "a.png").read_bytes() == b"converted"  # a copy written in place would change it
+
+    def cross_device(src, dest):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", cross_device)
+    link(tier / "a.png", tmp_path / "other" / "a.png")
+    assert (tmp_path / "other" / "a.png").read_bytes() == b"converted"
+    with pytest.raises(FileNotFoundError):
+        link(tier / "missing.png", tmp_path / "other" / "b.png")
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["a.png"]  # no temporary left
+
+
+def test_files_below_lists_what_rglob_lists_without_a_stat_per_file(tmp_path):
+    """publish's and SHA256SUMS' listing: files, and links to files, at any depth; a link to a
+    folder is not entered (as Path.rglob)."""
+    from medcurate.walk import files_below
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "real").mkdir()
+    for f in ("top.txt", "a/x.png", "a/b/y.png", "real/z.png"):
+        (tmp_path / f).write_text(f)
+    (tmp_path / "a" / "folder_link").symlink_to(tmp_path / "real")
+    (tmp_path / "a" / "file_link").symlink_to(tmp_path / "real" / "z.png")
+    (tmp_path / "a" / "broken").symlink_to(tmp_path / "gone")
+    listed = sorted(rel for rel, _ in files_below(tmp_path))
+    assert listed == sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert listed == ["a/b/y.png", "a/file_link", "a/x.png", "real/z.png", "top.txt"]
+    assert all(full == str(tmp_path / rel) for rel, full in files_below(tmp_path))
 
 
 # =================================================================================================

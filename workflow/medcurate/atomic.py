@@ -112,9 +112,26 @@ def file_digest(path: str | Path, algorithm: str = "sha256", chunk: int = 1 << 2
 
 
 def link(src: Path, dest: Path) -> None:
-    """A hard link (a tier shared with results/ costs no second copy); a copy across file systems."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    """A hard link (a tier shared with results/ costs no second copy); else (another file system,
+    or ``dest`` taken) a copy written beside ``dest`` and renamed onto it: a ``dest`` that is
+    another tier's file under a second name is replaced, never written through. The folder is
+    made only when the link finds it missing (publish links 12,400 files into a few folders)."""
     try:
         os.link(src, dest)
+        return
+    except FileNotFoundError:
+        with contextlib.suppress(OSError):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.link(src, dest)
+            return
     except OSError:
-        shutil.copyfile(src, dest)
+        pass
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    try:  # an OSError (ENOSPC) goes up as it is: the caller's atomic_dir names the folder
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -9,6 +9,7 @@ first job, so a dataset that cannot fit is refused before any byte is downloaded
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from collections.abc import Iterable
@@ -65,7 +66,9 @@ def route_of(plan: dict) -> str:
 
 
 def estimate(plan: dict, entry: dict, dirs: dict[str, Path], online: bool = False, timeout: float = 10.0,
-             zenodo_api: str = "https://zenodo.org/api") -> Estimate:
+             zenodo_api: str = "https://zenodo.org/api", tiers: Iterable[str] = TIERS) -> Estimate:
+    """``tiers``: those whose figures are wanted (the rest say "not estimated"): a re-build that
+    only publishes walks the results folder, not also the unpacked and work trees."""
     ds, res, work, out = plan["id"], dirs["resources_dir"], dirs["work_dir"], dirs["output_dir"]
     approx = {s["name"]: s.get("approx_size") for s in entry["sources"]}
     disk = {**DEFAULT_RATIOS, **(entry.get("disk") or {})}
@@ -108,31 +111,43 @@ def estimate(plan: dict, entry: dict, dirs: dict[str, Path], online: bool = Fals
             placed = Figure(None, "unknown", False)
 
     # After unpacking: the previous run's tree, else the archives' listings, else a ratio.
-    unpacked_dir = res / "unpacked" / ds
-    if (res / "ready" / f"{ds}.json").is_file() and unpacked_dir.is_dir():
-        unpacked = Figure(tree_bytes(unpacked_dir)[0], "measured (previous run)")
-    else:
+    @functools.cache
+    def unpacked_figure() -> Figure:
+        unpacked_dir = res / "unpacked" / ds
+        if (res / "ready" / f"{ds}.json").is_file() and unpacked_dir.is_dir():
+            return Figure(tree_bytes(unpacked_dir)[0], "measured (previous run)")
         sizes = [listed_bytes(p, name, nested) if p is not None else None for p, name in local_files]
         if local_files and all(s is not None for s in sizes):
-            unpacked = Figure(sum(sizes), "listed from the archives")
-        else:
-            base = download if placed is None else Figure.total([download, placed])
-            unpacked = _scaled(base, disk["unpacked_ratio"], "unpacked_ratio")
+            return Figure(sum(sizes), "listed from the archives")
+        base = download if placed is None else Figure.total([download, placed])
+        return _scaled(base, disk["unpacked_ratio"], "unpacked_ratio")
 
     # Converted and cleaned tiers, and what results/ adds: a finished build's, else ratios.
     done = (out / ds / "SHA256SUMS").is_file() and (work / ds).is_dir()
-    if done:
-        w = Figure(tree_bytes(work / ds)[0], "measured (previous run)")
-        r = Figure(tree_bytes(out / ds, shared=False)[0], "measured (previous run)")
-    else:
-        w = _scaled(unpacked, disk["work_ratio"], "work_ratio")
+
+    @functools.cache
+    def work_figure() -> Figure:
+        if done:
+            return Figure(tree_bytes(work / ds)[0], "measured (previous run)")
+        return _scaled(unpacked_figure(), disk["work_ratio"], "work_ratio")
+
+    def results_figure() -> Figure:
+        if done:
+            return Figure(tree_bytes(out / ds, shared=False)[0], "measured (previous run)")
         same = _device(work) == _device(out)
-        r = _scaled(w, RESULTS_EXTRA if same else 1 + RESULTS_EXTRA,
+        r = _scaled(work_figure(), RESULTS_EXTRA if same else 1 + RESULTS_EXTRA,
                     "tables beside hard links" if same else "copies: output_dir is on another file system")
         if r.bytes is not None:
             r.bytes += RESULTS_FIXED
             r.how = r.how.replace(")", f" + {human(RESULTS_FIXED)})", 1)
-    return Estimate(ds, route_of(plan), files, sources, download, placed, unpacked, w, r, done, notes)
+        return r
+
+    tiers = set(tiers)
+    skipped = Figure(None, "not estimated", False)
+    return Estimate(ds, route_of(plan), files, sources, download, placed,
+                    unpacked_figure() if "unpacked" in tiers else skipped,
+                    work_figure() if "work" in tiers else skipped,
+                    results_figure() if "results" in tiers else skipped, done, notes)
 
 
 def _scaled(fig: Figure, ratio: float, what: str) -> Figure:
@@ -260,7 +275,7 @@ def refusals(config: dict, catalogue: dict, plans: dict, jobs: Iterable[tuple[st
     for ds in config["datasets"]:
         if running is not None and ds not in running:
             continue  # nothing of it runs: not even estimated
-        est = estimate(plans[ds], catalogue[ds], dirs)
+        est = estimate(plans[ds], catalogue[ds], dirs, tiers=TIERS if running is None else running[ds])
         needs.append((est.id, still_to_write(est, dirs, None if running is None else running[est.id],
                                              None if running is None else fetching.get(est.id, set()))))
     return [s.message() for s in shortfalls(needs, dirs)]

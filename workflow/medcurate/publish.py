@@ -12,8 +12,9 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__, boxes, columns, curation, qc
-from .atomic import atomic_dir, file_digest, link
-from .tiers import BOOKKEEPING, FACTS, QUARANTINE, QUARANTINE_FIELDS, RAW_MASKS, SUMS, read_sums, read_table
+from .atomic import atomic_dir, link
+from .tiers import BOOKKEEPING, FACTS, QUARANTINE, QUARANTINE_FIELDS, RAW_MASKS, SUMS, read_sums, read_table, write_checksums
+from .walk import files_below
 
 log = logging.getLogger("medcurate.publish")
 
@@ -42,11 +43,7 @@ def publish(step: dict, tiers: list[Path], split_dir: Path, out: Path, fetch_rec
         sums.update(read_sums(tier / SUMS))
     with atomic_dir(out) as stage:
         for tier in tiers:
-            for src in sorted(tier.rglob("*")):
-                rel = src.relative_to(tier)
-                # dot files are temporaries of a killed write; raw masks give way to cleaned ones
-                if src.is_file() and str(rel) not in BOOKKEEPING and rel.parts[0] != RAW_MASKS and not src.name.startswith("."):
-                    link(src, stage / rel)
+            _link_tier(tier, stage)
         if step["task"] == "volume_segmentation":
             from . import volumes
 
@@ -74,7 +71,7 @@ def publish(step: dict, tiers: list[Path], split_dir: Path, out: Path, fetch_rec
         _json(info["counts"], stage / "qc" / "stats.json")
         info["columns"] = columns.column_types(df, step["labels"])  # medcurate.load applies them
         _json(info, stage / "dataset.json")
-        _sha256sums(stage, sums)
+        write_checksums(stage, sums)
     for w in warnings:
         log.warning("%s: %s", ds, w)
     log.info("%s: %d cases (%d curated), %d quarantined -> %s", ds, len(df), int(df.curated.sum()), len(quarantine), out)
@@ -160,9 +157,10 @@ def _json(obj: dict, dest: Path) -> None:
     dest.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _sha256sums(folder: Path, known: dict[str, str]) -> None:
-    """Digests of the PNGs come from the shards that wrote them (hard links of the same files);
-    only the small files written here are hashed."""
-    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
-    lines = [f"{known.get(name) or file_digest(folder / name)}  {name}\n" for name in files]
-    (folder / "SHA256SUMS").write_text("".join(lines), encoding="utf-8")
+def _link_tier(tier: Path, stage: Path) -> None:
+    """Hard-link a tier's images and masks into the stage."""
+    for rel, src in files_below(tier):
+        # dot files are temporaries of a killed write; raw masks give way to cleaned ones
+        if rel in BOOKKEEPING or rel.split("/", 1)[0] == RAW_MASKS or rel.rpartition("/")[2].startswith("."):
+            continue
+        link(src, stage / rel)

@@ -6,7 +6,8 @@ import csv
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .atomic import atomic_open, write_text
+from .atomic import atomic_open, file_digest, write_text
+from .walk import files_below
 
 PART = "part.csv"  # one row per case: manifest columns and the dataset module's facts
 SUMS = "files.sha256"  # digest of every file written, so no later step re-reads one to hash it
@@ -56,3 +57,11 @@ def read_sums(path: Path) -> dict[str, str]:
         digest, name = line.split("  ", 1)
         sums[name] = digest
     return sums
+
+
+def write_checksums(folder: Path, known: dict[str, str]) -> None:
+    """SHA256SUMS of every file in ``folder`` (results/ or an export). Digests in ``known`` come
+    from the steps that wrote the files (hard links of the same bytes); only the rest are hashed."""
+    names = sorted(rel for rel, _ in files_below(folder) if rel != "SHA256SUMS")
+    lines = [f"{known.get(name) or file_digest(folder / name)}  {name}\n" for name in names]
+    (folder / "SHA256SUMS").write_text("".join(lines), encoding="utf-8")

@@ -76,6 +76,23 @@ def walk(root: str | Path, *, error: type[MedcurateError] = MedcurateError, brok
         stack += [os.path.join(here, d) for d in reversed(dirnames)]
 
 
+def files_below(root: str | Path) -> Iterator[tuple[str, str]]:
+    """(path relative to ``root``, with '/'; full path) of every file below ``root``, links not
+    followed into folders (as Path.rglob): one scandir per folder and no stat per regular file,
+    where rglob + is_file took ~0.4 s over a 12,400-image results folder."""
+    root = os.fspath(root)
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        with os.scandir(os.path.join(root, rel_dir)) as it:
+            for entry in it:
+                rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(rel)
+                elif entry.is_file():
+                    yield rel, entry.path
+
+
 def must_resolve(path: str | Path, error: type[MedcurateError] = MedcurateError) -> None:
     """Raise ``error`` naming ``path`` if it is a broken link, a link loop, or missing."""
     try:

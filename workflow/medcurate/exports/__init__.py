@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from .. import outputs
 from ..atomic import atomic_dir, file_digest, link
 from ..errors import MedcurateError
-from ..tiers import read_sums
+from ..tiers import read_sums, write_checksums
 
 if TYPE_CHECKING:  # the Snakefile imports this package: pandas (0.2 s) only where a job reads a manifest
     import pandas as pd
@@ -88,12 +88,8 @@ def export(kind: str, results: str | Path, out: str | Path | None = None, **opti
     with atomic_dir(dest) as stage:
         ctx = Context(root, stage, meta, df, sums)
         module.build(ctx, **options)
-        _sha256sums(stage, ctx.known)
+        write_checksums(stage, ctx.known)
     log.info("%s: %s export -> %s", meta["id"], kind, dest)
     return dest
 
 
-def _sha256sums(folder: Path, known: dict[str, str]) -> None:
-    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
-    lines = [f"{known.get(name) or file_digest(folder / name)}  {name}\n" for name in files]
-    (folder / "SHA256SUMS").write_text("".join(lines), encoding="utf-8")
