@@ -94,6 +94,16 @@ def test_existing_exclusion_is_not_overwritten():
                                              "x": "conflicting_duplicate:y", "y": "conflicting_duplicate:x"}
 
 
+def test_copies_with_nothing_to_disagree_on_are_duplicates_not_conflicts():
+    """No label column and no mask or box digest: identical pixels are plain duplicates (a
+    pandas frame with no columns counted every row as distinct, a conflict)."""
+    df = frame([{"case_id": "b", "patient_id": "p1", "pixel_sha256": "11" * 32},
+                {"case_id": "a", "patient_id": "p2", "pixel_sha256": "11" * 32}]).drop(columns=["plane", "mask_sha256"])
+    report = splits.resolve_duplicates(df, [])
+    assert by_case(df, "exclusion") == {"a": "", "b": "duplicate_of:a"}
+    assert list(report.columns) == ["group", "case_id", "patient_id", "resolution"]
+
+
 def test_no_duplicates_gives_an_empty_report():
     df = frame([{"case_id": "a", "patient_id": "p1", "pixel_sha256": "1"},
                 {"case_id": "b", "patient_id": "p1", "pixel_sha256": "2"}])

@@ -23,21 +23,26 @@ def resolve_duplicates(df: pd.DataFrame, label_columns: list[str]) -> pd.DataFra
     copies disagree on labels (or masks), exclude all of them. Returns one row per duplicate."""
     report = []
     keys = [c for c in label_columns + ["mask_sha256", "boxes_sha256"] if c in df.columns]
-    copies = df[df["pixel_sha256"].duplicated(keep=False)]  # looping over every unique image costs seconds at 100k
-    for digest, group in copies.groupby("pixel_sha256", sort=True):
-        ids = sorted(group["case_id"])
-        conflicting = group[keys].drop_duplicates().shape[0] > 1
-        for idx, row in group.sort_values("case_id").iterrows():
+    # only the copies, in plain Python: every unique image (seconds at 100k), or a pandas frame per
+    # group (~2 ms each, 0.4 s for FETAL's 190 groups) would cost more than the rest of the step
+    copies = df[df["pixel_sha256"].duplicated(keep=False)].sort_values(["pixel_sha256", "case_id"])
+    groups: dict[str, list] = {}
+    for idx, values in zip(copies.index, copies[["pixel_sha256", "case_id", "patient_id", *keys]].itertuples(index=False, name=None)):
+        groups.setdefault(values[0], []).append((idx, values[1:]))
+    for digest, members in groups.items():
+        ids = [case_id for _, (case_id, *_) in members]
+        conflicting = len({tuple(labels) for _, (_, _, *labels) in members}) > 1
+        for idx, (case_id, patient_id, *labels) in members:
             if conflicting:
-                reason = "conflicting_duplicate:" + "|".join(i for i in ids if i != row.case_id)
-            elif row.case_id == ids[0]:
+                reason = "conflicting_duplicate:" + "|".join(i for i in ids if i != case_id)
+            elif case_id == ids[0]:
                 reason = ""
             else:
                 reason = f"duplicate_of:{ids[0]}"
             if reason and not df.at[idx, "exclusion"]:
                 df.at[idx, "exclusion"] = reason
-            report.append({"group": digest[:16], "case_id": row.case_id, "patient_id": row.patient_id,
-                           **{k: row[k] for k in keys}, "resolution": reason or "kept"})
+            report.append({"group": digest[:16], "case_id": case_id, "patient_id": patient_id,
+                           **dict(zip(keys, labels)), "resolution": reason or "kept"})
     return pd.DataFrame(report)
 
 
