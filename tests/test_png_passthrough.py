@@ -5,7 +5,6 @@ import hashlib
 import io
 import struct
 import zlib
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, sample_plan
+from conftest import sample_plan
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from medcurate import samples, wsi

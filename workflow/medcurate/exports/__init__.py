@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import outputs
-from ..atomic import atomic_dir, file_digest, link
+from ..atomic import atomic_dir, link
 from ..errors import MedcurateError
 from ..tiers import read_sums, write_checksums
 
