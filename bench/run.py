@@ -154,12 +154,11 @@ class Monitor(threading.Thread):
                             continue
                         kind = m.group(1) if m.group(1) else ("naive_one" if "naive_one" in " ".join(cmd) else "unzip")
                         # started when forked (create_time, to the clock tick), not when first sampled
-                        info = self.jobs[key] = {"kind": kind, "start": key[1], "end": now, "hwm_kb": 0, "cpu": 0.0,
-                                                 "first_seen": now}
+                        info = self.jobs[key] = {"kind": kind, "start": key[1], "end": now, "hwm_kb": 0, "cpu": 0.0}
                     status = Path(f"/proc/{p.pid}/status").read_text()
                     hwm = re.search(r"VmHWM:\s+(\d+)", status)
                     ct = p.cpu_times()
-                    info.update(end=now, last_seen=now, cpu=ct.user + ct.system, hwm_kb=max(info["hwm_kb"], int(hwm.group(1)) if hwm else 0))
+                    info.update(end=now, cpu=ct.user + ct.system, hwm_kb=max(info["hwm_kb"], int(hwm.group(1)) if hwm else 0))
                 except (psutil.Error, OSError):
                     continue
             for key, info in self.jobs.items():

@@ -91,5 +91,3 @@ def export(kind: str, results: str | Path, out: str | Path | None = None, **opti
         write_checksums(stage, ctx.known)
     log.info("%s: %s export -> %s", meta["id"], kind, dest)
     return dest
-
-
